@@ -1,0 +1,1 @@
+"""idplan.agents: implicit planners and differentiable controllers built on idplan.solvers."""

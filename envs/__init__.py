@@ -1,0 +1,1 @@
+"""idplan.envs: Gymnasium environments (grid maze, arm, MiniWorld navigation, pendulum, cartpole)."""

@@ -1,0 +1,42 @@
+"""idplan.solvers: batched fixed points, roots and argmins with implicit (IFT) gradients.
+
+Plain functions over callables and tensors, device- and dtype-agnostic::
+
+    sol = fixed_point(f, z0, args, solver=Anderson(), adjoint=ImplicitAdjoint(max_iter=15))
+    sol.value      # the solution, differentiable w.r.t. args and f's parameters
+    sol.stats      # per-sample iterations, residuals, converged mask, history
+    sol.backward   # adjoint-solve stats, after backward()
+"""
+
+from .adjoint import ADJOINTS, LINEAR_SOLVERS, ImplicitAdjoint, PhantomAdjoint, UnrolledAdjoint
+from .forward import Anderson, Broyden, ForwardIteration, LinearOperator, Newton
+from .jacobian import jacobian_frobenius_sq
+from .linear import CG, GMRES, CGNormal
+from .problems import SOLVERS, argmin, fixed_point, root_find
+from .solution import BackwardStats, ConvergenceError, NonConvergenceWarning, Solution, SolverStats
+
+__all__ = [
+    "fixed_point",
+    "root_find",
+    "argmin",
+    "ForwardIteration",
+    "Anderson",
+    "Broyden",
+    "Newton",
+    "CG",
+    "CGNormal",
+    "GMRES",
+    "LinearOperator",
+    "ImplicitAdjoint",
+    "UnrolledAdjoint",
+    "PhantomAdjoint",
+    "Solution",
+    "SolverStats",
+    "BackwardStats",
+    "ConvergenceError",
+    "NonConvergenceWarning",
+    "jacobian_frobenius_sq",
+    "SOLVERS",
+    "LINEAR_SOLVERS",
+    "ADJOINTS",
+]

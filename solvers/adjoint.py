@@ -1,0 +1,252 @@
+"""Adjoints: how a solution's gradient is computed, chosen independently of the forward solver.
+
+The one implicit-function-theorem core of the library lives here. At a solution ``z*`` of
+``F(z*, theta) = 0`` the IFT gives, for a loss ``L``,
+
+    dL/dtheta = -(dF/dtheta)^T w,   where   (dF/dz)^T w = dL/dz*,
+
+with ``w`` found by a matrix-free linear solver using vector-Jacobian products of ``F`` at ``z*``.
+Fixed points (``F = z - f``), roots (``F = g``) and argmins (``F = grad score``) all reach it
+through :func:`attach_gradient`. For a fixed point the system reads ``w = J_f^T w + dL/dz*``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+
+from ._tracker import Tracker
+from .forward import Anderson, Broyden, ForwardIteration, LinearOperator
+from .linear import CG, GMRES, CGNormal
+from .solution import BackwardStats, ConvergenceError, NonConvergenceWarning
+
+LINEAR_SOLVERS: dict[str, Callable[[], Any]] = {
+    "forward": ForwardIteration,
+    "anderson": Anderson,
+    "broyden": Broyden,
+    "cg": CG,
+    "cg_normal": CGNormal,
+    "gmres": GMRES,
+}
+
+
+def make_linear_solver(name_or_solver: Any) -> Any:
+    """Resolve a linear solver given by name (see ``LINEAR_SOLVERS``) or pass an instance through."""
+    if isinstance(name_or_solver, str):
+        try:
+            return LINEAR_SOLVERS[name_or_solver]()
+        except KeyError:
+            raise ValueError(
+                f"unknown linear solver {name_or_solver!r}; choose one of {sorted(LINEAR_SOLVERS)}"
+            ) from None
+    if not hasattr(name_or_solver, "solve_linear"):
+        raise ValueError(
+            f"linear_solver must be a name in {sorted(LINEAR_SOLVERS)} or a solver object such as "
+            f"Anderson() or GMRES(), got {name_or_solver!r}"
+        )
+    return name_or_solver
+
+
+@dataclass(frozen=True)
+class ImplicitAdjoint:
+    """Exact gradients by the implicit function theorem, at a cost independent of the forward.
+
+    No forward iterate is kept: memory is that of one evaluation of ``F`` at the solution. The
+    adjoint system ``(dF/dz)^T w = dL/dz*`` is solved by ``linear_solver`` with per-sample
+    stopping at ``||A^T w - v|| <= atol + rtol ||v||``; its stats are in ``Solution.backward``
+    after ``backward()``. An unconverged backward warns (``throw=False``) or raises.
+
+    Args:
+        linear_solver: ``None`` for the problem's default (Anderson for fixed points, GMRES for
+            roots, CG for argmins), a name (``"forward"``, ``"anderson"``, ``"broyden"``, ``"cg"``,
+            ``"cg_normal"``, ``"gmres"``) or a solver object.
+        max_iter: cap on backward iterations (``K_bwd``).
+        atol, rtol: backward tolerances.
+        throw: raise :class:`ConvergenceError` instead of warning when the backward fails.
+    """
+
+    linear_solver: Any = None
+    max_iter: int = 15
+    atol: float = 0.0
+    rtol: float = 1e-4
+    throw: bool = False
+
+    def __post_init__(self):
+        if self.linear_solver is not None:
+            make_linear_solver(self.linear_solver)
+        if self.max_iter < 1:
+            raise ValueError(f"ImplicitAdjoint: max_iter must be >= 1, got {self.max_iter}")
+        check_tolerances(self.atol, self.rtol, "ImplicitAdjoint")
+
+
+@dataclass(frozen=True)
+class UnrolledAdjoint:
+    """Autograd through every forward iteration ("algorithmic differentiation", the baseline).
+
+    Memory and backward time grow with the number of forward iterations.
+    """
+
+
+@dataclass(frozen=True)
+class PhantomAdjoint:
+    """Phantom gradient (Geng et al. 2021): autograd through ``steps`` damped steps from ``z*``.
+
+    From ``z_0 = z*`` (detached) it applies ``z <- z - damping * F(z)`` ``steps`` times with
+    autograd on; ``steps=1, damping=1`` is the one-step (Jacobian-free) gradient. Cheap and
+    approximate; the returned value is the last of these steps.
+    """
+
+    steps: int = 1
+    damping: float = 1.0
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"PhantomAdjoint: steps must be >= 1, got {self.steps}")
+        if not 0.0 < self.damping <= 1.0:
+            raise ValueError(f"PhantomAdjoint: damping must lie in (0, 1], got {self.damping}")
+
+
+ADJOINTS: dict[str, Callable[[], Any]] = {
+    "implicit": ImplicitAdjoint,
+    "unrolled": UnrolledAdjoint,
+    "phantom": PhantomAdjoint,
+    "one_step": PhantomAdjoint,
+}
+
+
+def make_adjoint(name_or_adjoint: Any) -> Any:
+    """Resolve an adjoint given by name (see ``ADJOINTS``) or pass an instance through."""
+    if isinstance(name_or_adjoint, str):
+        try:
+            return ADJOINTS[name_or_adjoint]()
+        except KeyError:
+            raise ValueError(f"unknown adjoint {name_or_adjoint!r}; choose one of {sorted(ADJOINTS)}") from None
+    if not isinstance(name_or_adjoint, (ImplicitAdjoint, UnrolledAdjoint, PhantomAdjoint)):
+        raise ValueError(
+            "adjoint must be ImplicitAdjoint(...), UnrolledAdjoint(), PhantomAdjoint(...) or one of "
+            f"{sorted(ADJOINTS)}, got {name_or_adjoint!r}"
+        )
+    return name_or_adjoint
+
+
+def check_tolerances(atol: float, rtol: float, where: str) -> None:
+    """Raise ``ValueError`` unless ``atol, rtol >= 0`` and at least one is positive."""
+    if not (atol >= 0 and rtol >= 0) or not (atol > 0 or rtol > 0):
+        raise ValueError(
+            f"{where}: tolerances must be >= 0 with at least one positive, got atol={atol}, rtol={rtol}"
+        )
+
+
+def default_check_every(device: torch.device) -> int:
+    """Host synchronisations are free on the CPU; on an accelerator check every 8 steps."""
+    return 1 if device.type == "cpu" else 8
+
+
+class _AdjointSolve(torch.autograd.Function):
+    """Identity in the forward; in the backward, replaces ``v = dL/dz*`` by ``w`` solving
+    ``A^T w = v`` (the solve is the closure given to ``forward``)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, solve: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        ctx.solve = solve
+        return z.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return ctx.solve(grad), None
+
+
+def attach_gradient(
+    residual: Callable[[torch.Tensor], torch.Tensor],
+    z_star: torch.Tensor,
+    adjoint: ImplicitAdjoint,
+    default_linear: Any,
+    backward_stats: BackwardStats,
+    divergence_factor: float,
+) -> torch.Tensor:
+    """Return ``z*`` (``[B, N]``) carrying the implicit gradient of ``F(z*, theta) = 0``.
+
+    The value is exactly ``z_star``; its gradient w.r.t. everything ``residual`` depends on is
+    ``-(dF/dtheta)^T w`` with ``(dF/dz)^T w = dL/dz*`` solved by the adjoint's linear solver.
+    """
+    linear = make_linear_solver(adjoint.linear_solver if adjoint.linear_solver is not None else default_linear)
+    z_leaf = z_star.detach().requires_grad_()
+    with torch.enable_grad():
+        res = residual(z_leaf)
+    jvp_graph: list[torch.Tensor] = []
+
+    def t_matvec(w: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.grad(res, z_leaf, w, retain_graph=True)[0]
+
+    def matvec(u: torch.Tensor) -> torch.Tensor:
+        if not jvp_graph:  # A^T d is linear in d; differentiating it w.r.t. d gives A u
+            dummy = torch.zeros_like(res, requires_grad=True)
+            with torch.enable_grad():
+                jvp_graph.extend([dummy, torch.autograd.grad(res, z_leaf, dummy, create_graph=True, retain_graph=True)[0]])
+        dummy, at_dummy = jvp_graph
+        return torch.autograd.grad(at_dummy, dummy, u, retain_graph=True)[0]
+
+    def solve(v: torch.Tensor) -> torch.Tensor:
+        v = v.detach()
+        tracker = Tracker(
+            max_iter=adjoint.max_iter,
+            atol=adjoint.atol,
+            rtol=adjoint.rtol,
+            divergence_factor=divergence_factor,
+            check_every=default_check_every(v.device),
+            scale=torch.linalg.vector_norm(v, dim=1),
+        )
+        linear.solve_linear(LinearOperator(t_matvec, matvec), v, v.clone(), tracker)
+        w, stats = tracker.result(return_best=True)
+        backward_stats.calls += 1
+        backward_stats.linear = stats
+        if not bool(stats.converged.all()):
+            message = failure_message("backward (adjoint) solve", stats, adjoint.rtol, adjoint.atol)
+            if adjoint.throw:
+                raise ConvergenceError(message, stats)
+            warnings.warn(message, NonConvergenceWarning, stacklevel=2)
+        return w
+
+    # value z*, gradient -dF/dtheta routed through the adjoint solve
+    out = z_star.detach() - (res - res.detach())
+    return _AdjointSolve.apply(out, solve)
+
+
+def phantom_output(residual: Callable[[torch.Tensor], torch.Tensor], z_star: torch.Tensor, adjoint: PhantomAdjoint) -> torch.Tensor:
+    """``steps`` damped steps ``z <- z - damping F(z)`` from ``z*`` with autograd on."""
+    z = z_star.detach()
+    with torch.enable_grad():
+        for _ in range(adjoint.steps):
+            z = z - adjoint.damping * residual(z)
+    return z
+
+
+def failure_message(what: str, stats, rtol: float, atol: float, max_iter: Optional[int] = None) -> str:
+    """A readable account of which samples failed and why."""
+    failed = (~stats.converged).nonzero().flatten().tolist()
+    shown = failed[:10] + (["..."] if len(failed) > 10 else [])
+    parts = [f"{what} failed for {len(failed)} of {stats.converged.numel()} samples {shown}"]
+    nonfinite = stats.nonfinite.nonzero().flatten().tolist()
+    if nonfinite:
+        parts.append(
+            f"non-finite value (NaN/inf) in samples {nonfinite[:10]} at iterations "
+            f"{stats.failed_at[nonfinite[:10]].tolist()}"
+        )
+    diverged = stats.diverged.nonzero().flatten().tolist()
+    if diverged:
+        parts.append(
+            f"residual diverged in samples {diverged[:10]} at iterations {stats.failed_at[diverged[:10]].tolist()}"
+        )
+    if failed:
+        rel = stats.rel_residual[failed]
+        worst = int(torch.argmax(torch.nan_to_num(rel, nan=float("inf"))))
+        parts.append(
+            f"worst relative residual {float(rel[worst]):.3g} (absolute {float(stats.abs_residual[failed][worst]):.3g}) "
+            f"in sample {failed[worst]} after {stats.steps} iterations; tolerance rtol={rtol:g}, atol={atol:g}"
+        )
+    if max_iter is not None and stats.steps >= max_iter:
+        parts.append(f"max_iter={max_iter} reached: raise max_iter, loosen the tolerance or change the solver")
+    return "; ".join(parts)

@@ -1,0 +1,128 @@
+"""Krylov solvers for the adjoint system ``A^T w = v`` (``A = dF/dz`` at the solution).
+
+Each works matrix-free on a :class:`~idplan.solvers.forward.LinearOperator`, batched over ``[B, N]``
+with per-sample stopping through the :class:`~idplan.solvers._tracker.Tracker`. The nonlinear
+solvers of :mod:`idplan.solvers.forward` (forward iteration, Anderson, Broyden) solve the same
+system too; these are the choices for root and argmin problems, where ``A`` is not ``I - J``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ._tracker import Tracker
+from .forward import LinearOperator
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(1)
+
+
+def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    ok = den.abs() > torch.finfo(den.dtype).tiny
+    return torch.where(ok, num / torch.where(ok, den, 1.0), 0.0)
+
+
+def _cg(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x0: torch.Tensor, tracker: Tracker) -> None:
+    """Conjugate gradients for a symmetric positive definite ``M x = b`` (batched)."""
+    x = x0
+    res = b - matvec(x)
+    tracker.start(x, -res)
+    p, rr = res, _dot(res, res)
+    while tracker.keep_going():
+        mp = matvec(p)
+        alpha = _safe_div(rr, _dot(p, mp))[:, None]
+        x, neg_res = tracker.update(x + alpha * p, -(res - alpha * mp))
+        res = -neg_res
+        rr_new = _dot(res, res)
+        p = res + _safe_div(rr_new, rr)[:, None] * p
+        rr = rr_new
+
+
+@dataclass(frozen=True)
+class CG:
+    """Conjugate gradients on ``(A^T + ridge I) w = v``, for symmetric ``A`` (argmin Hessians).
+
+    Args:
+        ridge: the epsilon-ridge added to a singular or indefinite Hessian (>= 0).
+    """
+
+    ridge: float = 0.0
+
+    def __post_init__(self):
+        if self.ridge < 0:
+            raise ValueError(f"CG: ridge must be >= 0, got {self.ridge}")
+
+    def solve_linear(self, op: LinearOperator, v: torch.Tensor, w0: torch.Tensor, tracker: Tracker) -> None:
+        if self.ridge:
+            _cg(lambda x: op.t_matvec(x) + self.ridge * x, v, w0, tracker)
+        else:
+            _cg(op.t_matvec, v, w0, tracker)
+
+
+@dataclass(frozen=True)
+class CGNormal:
+    """Conjugate gradients on the normal equations ``A A^T w = A v`` for a non-symmetric ``A``.
+
+    Each iteration costs one vector-Jacobian and one Jacobian-vector product. The tolerance applies
+    to the normal equations' residual ``||A v - A A^T w||`` relative to ``||A v||``.
+    """
+
+    def solve_linear(self, op: LinearOperator, v: torch.Tensor, w0: torch.Tensor, tracker: Tracker) -> None:
+        b = op.matvec(v)
+        tracker.fixed_scale = torch.linalg.vector_norm(b.detach(), dim=1)
+        _cg(lambda x: op.matvec(op.t_matvec(x)), b, w0, tracker)
+
+
+@dataclass(frozen=True)
+class GMRES:
+    """Restarted GMRES for ``A^T w = v`` with a non-symmetric ``A``; one product per iteration.
+
+    Args:
+        restart: Krylov subspace size before a restart (>= 1).
+    """
+
+    restart: int = 20
+
+    def __post_init__(self):
+        if self.restart < 1:
+            raise ValueError(f"GMRES: restart must be >= 1, got {self.restart}")
+
+    def solve_linear(self, op: LinearOperator, v: torch.Tensor, w0: torch.Tensor, tracker: Tracker) -> None:
+        w = w0
+        res = v - op.t_matvec(w)
+        tracker.start(w, -res)
+        batch = v.shape[0]
+        while tracker.keep_going():
+            w_start, res_start = w, res
+            beta = torch.linalg.vector_norm(res_start, dim=1)
+            basis = [res_start / beta.clamp_min(torch.finfo(v.dtype).tiny)[:, None]]
+            hess = v.new_zeros(batch, self.restart + 1, self.restart)
+            for j in range(self.restart):
+                q = op.t_matvec(basis[j])
+                for i in range(j + 1):  # modified Gram-Schmidt
+                    h = _dot(basis[i], q)
+                    hess[:, i, j] = h
+                    q = q - h[:, None] * basis[i]
+                norm = torch.linalg.vector_norm(q, dim=1)
+                hess[:, j + 1, j] = norm
+                basis.append(q * _safe_div(torch.ones_like(norm), norm)[:, None])
+                h_j = hess[:, : j + 2, : j + 1]
+                rhs = torch.zeros(batch, j + 2, dtype=v.dtype, device=v.device)
+                rhs[:, 0] = beta
+                normal = torch.bmm(h_j.transpose(1, 2), h_j)
+                ridge = 1e-14 * torch.diagonal(normal, dim1=1, dim2=2).sum(1).clamp_min(torch.finfo(v.dtype).tiny)
+                normal = normal + ridge[:, None, None] * torch.eye(j + 1, dtype=v.dtype, device=v.device)
+                y = torch.linalg.solve(normal, torch.bmm(h_j.transpose(1, 2), rhs[:, :, None])).squeeze(-1)
+                q_j = torch.stack(basis[: j + 1], dim=2)  # [B, N, j+1]
+                q_j1 = torch.stack(basis[: j + 2], dim=2)
+                w_new = w_start + torch.bmm(q_j, y[:, :, None]).squeeze(-1)
+                res_new = res_start - torch.bmm(q_j1, torch.bmm(h_j, y[:, :, None])).squeeze(-1)
+                w, neg_res = tracker.update(w_new, -res_new)
+                res = -neg_res
+                if j + 1 < self.restart and not tracker.keep_going():
+                    return
+            res = v - op.t_matvec(w)  # true residual for the restart

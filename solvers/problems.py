@@ -1,0 +1,217 @@
+"""The three entry points: :func:`fixed_point`, :func:`root_find` and :func:`argmin`.
+
+Each builds the optimality function ``F`` of its problem over a flat ``[B, N]`` state, runs the
+chosen forward solver (without a graph unless the adjoint is unrolled) and hands ``F`` to the
+adjoint: one implicit-gradient core (:func:`~idplan.solvers.adjoint.attach_gradient`) for all three.
+
+Functions are called as ``fn(z, args)`` with ``z`` shaped like the starting point (a tensor with a
+leading batch axis, or a tuple of such tensors). Batch elements must not interact inside ``fn``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Optional
+
+import torch
+
+from ._state import State, pack, state_spec, unpack
+from ._tracker import Tracker
+from .adjoint import (
+    ImplicitAdjoint,
+    PhantomAdjoint,
+    UnrolledAdjoint,
+    attach_gradient,
+    check_tolerances,
+    default_check_every,
+    failure_message,
+    make_adjoint,
+    phantom_output,
+)
+from .forward import Anderson, Broyden, ForwardIteration, Newton
+from .solution import ConvergenceError, NonConvergenceWarning, Solution
+
+SOLVERS: dict[str, Callable[[], Any]] = {
+    "forward": ForwardIteration,
+    "anderson": Anderson,
+    "broyden": Broyden,
+    "newton": Newton,
+}
+
+
+def make_solver(name_or_solver: Any) -> Any:
+    """Resolve a forward solver given by name (see ``SOLVERS``); objects and callables pass through."""
+    if isinstance(name_or_solver, str):
+        try:
+            return SOLVERS[name_or_solver]()
+        except KeyError:
+            raise ValueError(f"unknown solver {name_or_solver!r}; choose one of {sorted(SOLVERS)}") from None
+    if hasattr(name_or_solver, "solve") or callable(name_or_solver):
+        return name_or_solver
+    raise ValueError(
+        f"solver must be a name in {sorted(SOLVERS)}, a solver object such as Anderson(), or a "
+        f"callable (fn, z0, args) -> z, got {name_or_solver!r}"
+    )
+
+
+def fixed_point(
+    f: Callable[[State, Any], State],
+    z0: State,
+    args: Any = None,
+    *,
+    solver: Any = "forward",
+    adjoint: Any = "implicit",
+    max_iter: int = 100,
+    atol: float = 0.0,
+    rtol: float = 1e-5,
+    throw: bool = True,
+    return_best: bool = False,
+    divergence_factor: float = 1e4,
+    check_every: Optional[int] = None,
+) -> Solution:
+    """Solve ``z = f(z, args)`` for a batch of states.
+
+    The solution satisfies ``||f(z, args) - z|| <= atol + rtol ||z||`` per sample (2-norms over
+    each sample's entries). With the implicit adjoint its gradient is
+    ``dL/dtheta = (df/dtheta)^T w`` where ``w = (df/dz)^T w + dL/dz*`` (Anderson by default,
+    ``K_bwd = 15``).
+
+    Args:
+        f: the map, ``f(z, args)`` returning a state shaped like ``z0``.
+        z0: starting point, ``[B, ...]`` or a tuple of such tensors (e.g. an LSTM's ``(h, c)``).
+        args: anything ``f`` needs; tensors in it (and parameters ``f`` closes over) get gradients.
+        solver: ``"forward"``, ``"anderson"``, ``"broyden"``, ``"newton"``, a solver object
+            (:class:`ForwardIteration`, :class:`Anderson`, ...) or a callable ``(f, z0, args) -> z``.
+        adjoint: ``"implicit"``, ``"unrolled"``, ``"phantom"`` or an adjoint object.
+        max_iter: cap on forward iterations.
+        atol, rtol: per-sample tolerances (>= 0, at least one positive).
+        throw: on failure (``max_iter`` reached, divergence, NaN) raise :class:`ConvergenceError`;
+            if False, warn with :class:`NonConvergenceWarning` and return a flagged solution.
+        return_best: return each sample's lowest-residual iterate instead of its last.
+        divergence_factor: a residual above this times the starting residual counts as divergence.
+        check_every: steps between host synchronisations (default 1 on CPU, 8 on accelerators).
+
+    Returns:
+        :class:`Solution` with ``value``, forward ``stats`` and (after backward) ``backward`` stats.
+    """
+    spec = state_spec(z0, "z0")
+
+    def residual(z: torch.Tensor) -> torch.Tensor:
+        return z - pack(f(unpack(z, spec), args), spec, "f(z, args)")
+
+    return _solve("fixed_point", f, residual, z0, spec, args, solver, adjoint, Anderson(),
+                  max_iter, atol, rtol, throw, return_best, divergence_factor, check_every)
+
+
+def root_find(
+    g: Callable[[State, Any], State],
+    z0: State,
+    args: Any = None,
+    *,
+    solver: Any = "newton",
+    adjoint: Any = "implicit",
+    max_iter: int = 50,
+    atol: float = 1e-10,
+    rtol: float = 1e-8,
+    throw: bool = True,
+    return_best: bool = False,
+    divergence_factor: float = 1e4,
+    check_every: Optional[int] = None,
+) -> Solution:
+    """Solve ``g(z, args) = 0``; the solution satisfies ``||g(z)|| <= atol + rtol ||z||``.
+
+    With the implicit adjoint, ``dL/dtheta = -(dg/dtheta)^T w`` with ``(dg/dz)^T w = dL/dz*``
+    (GMRES by default). Arguments as in :func:`fixed_point`; the default solver is Newton's method.
+    """
+    spec = state_spec(z0, "z0")
+
+    def residual(z: torch.Tensor) -> torch.Tensor:
+        return pack(g(unpack(z, spec), args), spec, "g(z, args)")
+
+    return _solve("root_find", g, residual, z0, spec, args, solver, adjoint, "gmres",
+                  max_iter, atol, rtol, throw, return_best, divergence_factor, check_every)
+
+
+def argmin(
+    score: Callable[[State, Any], torch.Tensor],
+    y0: State,
+    args: Any = None,
+    *,
+    solver: Any = "newton",
+    adjoint: Any = "implicit",
+    max_iter: int = 50,
+    atol: float = 1e-10,
+    rtol: float = 1e-8,
+    throw: bool = True,
+    return_best: bool = False,
+    divergence_factor: float = 1e4,
+    check_every: Optional[int] = None,
+) -> Solution:
+    """Minimise ``score(y, args)`` (``[B]`` scores) over ``y``: a stationary point ``grad_y score = 0``.
+
+    The forward may be any minimiser, including a non-differentiable callable
+    ``(score, y0, args) -> y`` (random shooting, scipy); the stationarity residual of its answer is
+    measured and a non-stationary answer is reported like any failure. With the implicit adjoint
+    ``dL/dtheta = -(d^2 score/dy dtheta)^T w`` with ``H w = dL/dy*`` solved by conjugate gradients
+    on Hessian-vector products. Arguments as in :func:`fixed_point`.
+    """
+    spec = state_spec(y0, "y0")
+
+    def residual(y: torch.Tensor) -> torch.Tensor:
+        differentiable = torch.is_grad_enabled()
+        with torch.enable_grad():
+            yy = y if y.requires_grad else y.detach().requires_grad_()
+            value = score(unpack(yy, spec), args)
+            if not isinstance(value, torch.Tensor) or value.shape != (spec.batch,):
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"score(y, args) must return one score per sample, shape ({spec.batch},); got {shape}")
+            (grad,) = torch.autograd.grad(value.sum(), yy, create_graph=differentiable)
+        return grad
+
+    return _solve("argmin", score, residual, y0, spec, args, solver, adjoint, "cg",
+                  max_iter, atol, rtol, throw, return_best, divergence_factor, check_every)
+
+
+def _solve(kind, user_fn, residual, z0, spec, args, solver, adjoint, default_linear,
+           max_iter, atol, rtol, throw, return_best, divergence_factor, check_every) -> Solution:
+    solver = make_solver(solver)
+    adjoint = make_adjoint(adjoint)
+    if not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"{kind}: max_iter must be a positive int, got {max_iter!r}")
+    check_tolerances(atol, rtol, kind)
+    if not divergence_factor > 1:
+        raise ValueError(f"{kind}: divergence_factor must be > 1, got {divergence_factor}")
+    tracker = Tracker(
+        max_iter=max_iter,
+        atol=atol,
+        rtol=rtol,
+        divergence_factor=divergence_factor,
+        check_every=check_every if check_every is not None else default_check_every(spec.device),
+    )
+    flat0 = pack(z0, spec, "z0").detach()
+    unrolled = isinstance(adjoint, UnrolledAdjoint)
+    with torch.set_grad_enabled(unrolled and torch.is_grad_enabled()):
+        if hasattr(solver, "solve"):
+            solver.solve(residual, flat0, tracker)
+        else:  # a user's callable forward: only its answer is checked
+            answer = pack(solver(user_fn, z0, args), spec, "the solver's answer")
+            tracker.start(answer, residual(answer))
+        z_star, stats = tracker.result(return_best)
+
+    if not bool(stats.converged.all()):
+        message = failure_message(f"{kind}", stats, rtol, atol, max_iter if hasattr(solver, "solve") else None)
+        if throw:
+            raise ConvergenceError(message, stats)
+        warnings.warn(message, NonConvergenceWarning, stacklevel=3)
+
+    solution = Solution(value=None, stats=stats)
+    if torch.is_grad_enabled():
+        if isinstance(adjoint, ImplicitAdjoint):
+            z_star = attach_gradient(residual, z_star, adjoint, default_linear, solution.backward, divergence_factor)
+        elif isinstance(adjoint, PhantomAdjoint):
+            z_star = phantom_output(residual, z_star, adjoint)
+    solution.value = unpack(z_star, spec)
+    return solution
+
+
+__all__ = ["fixed_point", "root_find", "argmin", "make_solver", "SOLVERS", "ConvergenceError", "NonConvergenceWarning"]

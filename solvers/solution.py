@@ -1,0 +1,111 @@
+"""Result objects, errors and warnings shared by every solver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+
+
+class ConvergenceError(RuntimeError):
+    """A solve failed (no convergence within ``max_iter``, divergence, or a non-finite value).
+
+    Attributes:
+        stats: the :class:`SolverStats` of the failed solve, for inspection.
+    """
+
+    def __init__(self, message: str, stats: "SolverStats"):
+        super().__init__(message)
+        self.stats = stats
+
+
+class NonConvergenceWarning(RuntimeWarning):
+    """Issued instead of :class:`ConvergenceError` when the caller passed ``throw=False``."""
+
+
+@dataclass
+class SolverStats:
+    """Per-sample statistics of one solve. ``B`` is the batch size, ``K`` the steps taken.
+
+    Attributes:
+        iterations: ``[B]`` iterations each sample used before it stopped.
+        abs_residual: ``[B]`` final ``||F(z)||_2`` of the returned value.
+        rel_residual: ``[B]`` final ``||F(z)||_2 / ||scale||_2`` (``scale`` is ``z`` for nonlinear
+            solves and the right-hand side for linear ones).
+        converged: ``[B]`` bool, the tolerance was met.
+        diverged: ``[B]`` bool, the residual grew past ``divergence_factor`` times its start.
+        nonfinite: ``[B]`` bool, a NaN or inf appeared in the residual.
+        history: ``[K + 1, B]`` absolute residual after every step (row 0 is the start).
+        steps: number of batch-wide steps taken (``max(iterations)``).
+        failed_at: ``[B]`` the iteration at which a sample diverged or went non-finite (-1 if never).
+    """
+
+    iterations: torch.Tensor
+    abs_residual: torch.Tensor
+    rel_residual: torch.Tensor
+    converged: torch.Tensor
+    diverged: torch.Tensor
+    nonfinite: torch.Tensor
+    history: torch.Tensor
+    steps: int
+    failed_at: torch.Tensor
+
+    @property
+    def failed(self) -> torch.Tensor:
+        """``[B]`` bool: the sample did not converge (for any reason)."""
+        return ~self.converged
+
+    def summary(self) -> str:
+        """One line: converged count, iterations and worst residual."""
+        b = self.converged.numel()
+        n_conv = int(self.converged.sum())
+        worst = float(self.rel_residual.max()) if b else float("nan")
+        return (
+            f"{n_conv}/{b} converged, iterations max {int(self.iterations.max()) if b else 0}, "
+            f"worst relative residual {worst:.3g}"
+        )
+
+
+@dataclass
+class BackwardStats:
+    """Statistics of the adjoint solve, filled in when ``backward()`` reaches the solution.
+
+    ``calls`` counts backward passes through the solution; the other fields describe the last one.
+    """
+
+    calls: int = 0
+    linear: Optional[SolverStats] = None
+
+    @property
+    def iterations(self) -> Optional[torch.Tensor]:
+        return None if self.linear is None else self.linear.iterations
+
+    @property
+    def rel_residual(self) -> Optional[torch.Tensor]:
+        return None if self.linear is None else self.linear.rel_residual
+
+    @property
+    def converged(self) -> Optional[torch.Tensor]:
+        return None if self.linear is None else self.linear.converged
+
+
+@dataclass
+class Solution:
+    """What :func:`fixed_point`, :func:`root_find` and :func:`argmin` return.
+
+    Attributes:
+        value: the solution, with the structure of the starting point (a tensor or a tuple).
+            Differentiable w.r.t. the problem's parameters through the chosen adjoint.
+        stats: forward :class:`SolverStats`.
+        backward: :class:`BackwardStats`, filled in after ``backward()`` (implicit adjoint only).
+    """
+
+    value: Any
+    stats: SolverStats
+    backward: BackwardStats = field(default_factory=BackwardStats)
+
+    @property
+    def converged(self) -> bool:
+        """True when every sample of the batch met the tolerance."""
+        return bool(self.stats.converged.all())
