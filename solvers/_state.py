@@ -8,11 +8,11 @@ share the leading batch axis ``B``, one floating dtype and one device.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import torch
 
-State = Union[torch.Tensor, tuple, list]
+State = torch.Tensor | tuple | list
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,7 @@ def _leaves(state: State, name: str) -> tuple[list[torch.Tensor], Any]:
             leaves.extend(sub)
             children.append(structure)
         return leaves, (type(state), tuple(children))
-    raise ValueError(
-        f"{name} must be a tensor or a non-empty tuple/list of tensors, got {type(state).__name__}"
-    )
+    raise ValueError(f"{name} must be a tensor or a non-empty tuple/list of tensors, got {type(state).__name__}")
 
 
 def state_spec(state: State, name: str = "z0") -> StateSpec:
@@ -65,9 +63,7 @@ def state_spec(state: State, name: str = "z0") -> StateSpec:
         if not leaf.is_floating_point():
             raise ValueError(f"{name}: solver states must be floating point, got dtype {leaf.dtype}")
         if leaf.shape[0] != first.shape[0]:
-            raise ValueError(
-                f"{name}: all tensors must share the batch size; got {first.shape[0]} and {leaf.shape[0]}"
-            )
+            raise ValueError(f"{name}: all tensors must share the batch size; got {first.shape[0]} and {leaf.shape[0]}")
         if leaf.dtype != first.dtype or leaf.device != first.device:
             raise ValueError(
                 f"{name}: all tensors must share dtype and device; got {first.dtype}/{first.device} "
@@ -108,9 +104,11 @@ def pack(state: State, spec: StateSpec, name: str = "state") -> torch.Tensor:
 def unpack(flat: torch.Tensor, spec: StateSpec) -> State:
     """Inverse of :func:`pack`: split a ``[B, N]`` tensor into the structure of ``spec``."""
     sizes = [int(torch.Size(shape[1:]).numel()) for shape in spec.shapes]
-    pieces = [flat.reshape(spec.shapes[0])] if len(sizes) == 1 else [
-        part.reshape(shape) for part, shape in zip(torch.split(flat, sizes, dim=1), spec.shapes)
-    ]
+    pieces = (
+        [flat.reshape(spec.shapes[0])]
+        if len(sizes) == 1
+        else [part.reshape(shape) for part, shape in zip(torch.split(flat, sizes, dim=1), spec.shapes)]
+    )
     iterator = iter(pieces)
     return _rebuild(spec.structure, iterator)
 

@@ -9,8 +9,6 @@ host synchronisation per iteration.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from .solution import SolverStats
@@ -38,7 +36,7 @@ class Tracker:
         rtol: float,
         divergence_factor: float,
         check_every: int,
-        scale: Optional[torch.Tensor] = None,
+        scale: torch.Tensor | None = None,
     ):
         self.max_iter = max_iter
         self.atol = atol
@@ -79,7 +77,7 @@ class Tracker:
         return True
 
     def update(
-        self, z_new: torch.Tensor, r_new: torch.Tensor, accept: Optional[torch.Tensor] = None
+        self, z_new: torch.Tensor, r_new: torch.Tensor, accept: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Take a proposed iterate and its residual; returns the current ``(z, r)``.
 

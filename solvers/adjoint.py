@@ -13,8 +13,9 @@ through :func:`attach_gradient`. For a fixed point the system reads ``w = J_f^T 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 
@@ -135,9 +136,7 @@ def make_adjoint(name_or_adjoint: Any) -> Any:
 def check_tolerances(atol: float, rtol: float, where: str) -> None:
     """Raise ``ValueError`` unless ``atol, rtol >= 0`` and at least one is positive."""
     if not (atol >= 0 and rtol >= 0) or not (atol > 0 or rtol > 0):
-        raise ValueError(
-            f"{where}: tolerances must be >= 0 with at least one positive, got atol={atol}, rtol={rtol}"
-        )
+        raise ValueError(f"{where}: tolerances must be >= 0 with at least one positive, got atol={atol}, rtol={rtol}")
 
 
 def default_check_every(device: torch.device) -> int:
@@ -166,16 +165,18 @@ def attach_gradient(
     default_linear: Any,
     backward_stats: BackwardStats,
     divergence_factor: float,
+    nonfinite: torch.Tensor,
 ) -> torch.Tensor:
     """Return ``z*`` (``[B, N]``) carrying the implicit gradient of ``F(z*, theta) = 0``.
 
     The value is exactly ``z_star``; its gradient w.r.t. everything ``residual`` depends on is
     ``-(dF/dtheta)^T w`` with ``(dF/dz)^T w = dL/dz*`` solved by the adjoint's linear solver.
+    Samples flagged in ``nonfinite`` (``[B]`` bool) get a zero gradient instead of a NaN.
     """
     linear = make_linear_solver(adjoint.linear_solver if adjoint.linear_solver is not None else default_linear)
     z_leaf = z_star.detach().requires_grad_()
     with torch.enable_grad():
-        res = residual(z_leaf)
+        res = torch.where(nonfinite[:, None], 0.0, residual(z_leaf))
     jvp_graph: list[torch.Tensor] = []
 
     def t_matvec(w: torch.Tensor) -> torch.Tensor:
@@ -185,7 +186,9 @@ def attach_gradient(
         if not jvp_graph:  # A^T d is linear in d; differentiating it w.r.t. d gives A u
             dummy = torch.zeros_like(res, requires_grad=True)
             with torch.enable_grad():
-                jvp_graph.extend([dummy, torch.autograd.grad(res, z_leaf, dummy, create_graph=True, retain_graph=True)[0]])
+                jvp_graph.extend(
+                    [dummy, torch.autograd.grad(res, z_leaf, dummy, create_graph=True, retain_graph=True)[0]]
+                )
         dummy, at_dummy = jvp_graph
         return torch.autograd.grad(at_dummy, dummy, u, retain_graph=True)[0]
 
@@ -215,16 +218,22 @@ def attach_gradient(
     return _AdjointSolve.apply(out, solve)
 
 
-def phantom_output(residual: Callable[[torch.Tensor], torch.Tensor], z_star: torch.Tensor, adjoint: PhantomAdjoint) -> torch.Tensor:
-    """``steps`` damped steps ``z <- z - damping F(z)`` from ``z*`` with autograd on."""
+def phantom_output(
+    residual: Callable[[torch.Tensor], torch.Tensor],
+    z_star: torch.Tensor,
+    adjoint: PhantomAdjoint,
+    nonfinite: torch.Tensor,
+) -> torch.Tensor:
+    """``steps`` damped steps ``z <- z - damping F(z)`` from ``z*`` with autograd on (samples flagged
+    in ``nonfinite`` are left at ``z*``)."""
     z = z_star.detach()
     with torch.enable_grad():
         for _ in range(adjoint.steps):
-            z = z - adjoint.damping * residual(z)
+            z = z - adjoint.damping * torch.where(nonfinite[:, None], 0.0, residual(z))
     return z
 
 
-def failure_message(what: str, stats, rtol: float, atol: float, max_iter: Optional[int] = None) -> str:
+def failure_message(what: str, stats, rtol: float, atol: float, max_iter: int | None = None) -> str:
     """A readable account of which samples failed and why."""
     failed = (~stats.converged).nonzero().flatten().tolist()
     shown = failed[:10] + (["..."] if len(failed) > 10 else [])

@@ -11,8 +11,8 @@ through :meth:`solve_linear`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -28,7 +28,9 @@ class LinearOperator:
     Jacobian-vector product (computed by the double-VJP trick). Both act on ``[B, N]`` batches.
     """
 
-    def __init__(self, t_matvec: Callable[[torch.Tensor], torch.Tensor], matvec: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(
+        self, t_matvec: Callable[[torch.Tensor], torch.Tensor], matvec: Callable[[torch.Tensor], torch.Tensor]
+    ):
         self.t_matvec = t_matvec
         self.matvec = matvec
 
@@ -193,12 +195,14 @@ class Broyden(_Nonlinear):
             dz, dr = z_new - z, r_new - r
             h_dr = apply_h(dr)
             denom = (dz * h_dr).sum(1, keepdim=True)
-            size = torch.linalg.vector_norm(dz, dim=1, keepdim=True) * torch.linalg.vector_norm(h_dr, dim=1, keepdim=True)
+            size = torch.linalg.vector_norm(dz, dim=1, keepdim=True) * torch.linalg.vector_norm(
+                h_dr, dim=1, keepdim=True
+            )
             ok = denom.abs() > 1e-12 * size.clamp_min(torch.finfo(z.dtype).tiny)
             u = torch.where(ok, (dz - h_dr) / torch.where(ok, denom, 1.0), 0.0)
             v = torch.where(ok, apply_ht(dz), 0.0)
-            u_mat = torch.cat([u_mat, u[:, :, None]], dim=2)[:, :, -self.memory:]
-            v_mat = torch.cat([v_mat, v[:, None, :]], dim=1)[:, -self.memory:, :]
+            u_mat = torch.cat([u_mat, u[:, :, None]], dim=2)[:, :, -self.memory :]
+            v_mat = torch.cat([v_mat, v[:, None, :]], dim=1)[:, -self.memory :, :]
             z, r = z_new, r_new
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -15,7 +16,7 @@ def jacobian_frobenius_sq(
     args: Any = None,
     *,
     num_samples: int = 1,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Hutchinson estimate of ``||df/dz (z)||_F^2`` per sample, ``[B]``, usable as a loss term.
 

@@ -8,8 +8,8 @@ system too; these are the choices for root and argmin problems, where ``A`` is n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

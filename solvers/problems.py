@@ -11,7 +11,8 @@ leading batch axis, or a tuple of such tensors). Batch elements must not interac
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -67,7 +68,7 @@ def fixed_point(
     throw: bool = True,
     return_best: bool = False,
     divergence_factor: float = 1e4,
-    check_every: Optional[int] = None,
+    check_every: int | None = None,
 ) -> Solution:
     """Solve ``z = f(z, args)`` for a batch of states.
 
@@ -99,8 +100,24 @@ def fixed_point(
     def residual(z: torch.Tensor) -> torch.Tensor:
         return z - pack(f(unpack(z, spec), args), spec, "f(z, args)")
 
-    return _solve("fixed_point", f, residual, z0, spec, args, solver, adjoint, Anderson(),
-                  max_iter, atol, rtol, throw, return_best, divergence_factor, check_every)
+    return _solve(
+        "fixed_point",
+        f,
+        residual,
+        z0,
+        spec,
+        args,
+        solver,
+        adjoint,
+        Anderson(),
+        max_iter,
+        atol,
+        rtol,
+        throw,
+        return_best,
+        divergence_factor,
+        check_every,
+    )
 
 
 def root_find(
@@ -116,7 +133,7 @@ def root_find(
     throw: bool = True,
     return_best: bool = False,
     divergence_factor: float = 1e4,
-    check_every: Optional[int] = None,
+    check_every: int | None = None,
 ) -> Solution:
     """Solve ``g(z, args) = 0``; the solution satisfies ``||g(z)|| <= atol + rtol ||z||``.
 
@@ -128,8 +145,24 @@ def root_find(
     def residual(z: torch.Tensor) -> torch.Tensor:
         return pack(g(unpack(z, spec), args), spec, "g(z, args)")
 
-    return _solve("root_find", g, residual, z0, spec, args, solver, adjoint, "gmres",
-                  max_iter, atol, rtol, throw, return_best, divergence_factor, check_every)
+    return _solve(
+        "root_find",
+        g,
+        residual,
+        z0,
+        spec,
+        args,
+        solver,
+        adjoint,
+        "gmres",
+        max_iter,
+        atol,
+        rtol,
+        throw,
+        return_best,
+        divergence_factor,
+        check_every,
+    )
 
 
 def argmin(
@@ -145,7 +178,7 @@ def argmin(
     throw: bool = True,
     return_best: bool = False,
     divergence_factor: float = 1e4,
-    check_every: Optional[int] = None,
+    check_every: int | None = None,
 ) -> Solution:
     """Minimise ``score(y, args)`` (``[B]`` scores) over ``y``: a stationary point ``grad_y score = 0``.
 
@@ -168,12 +201,44 @@ def argmin(
             (grad,) = torch.autograd.grad(value.sum(), yy, create_graph=differentiable)
         return grad
 
-    return _solve("argmin", score, residual, y0, spec, args, solver, adjoint, "cg",
-                  max_iter, atol, rtol, throw, return_best, divergence_factor, check_every)
+    return _solve(
+        "argmin",
+        score,
+        residual,
+        y0,
+        spec,
+        args,
+        solver,
+        adjoint,
+        "cg",
+        max_iter,
+        atol,
+        rtol,
+        throw,
+        return_best,
+        divergence_factor,
+        check_every,
+    )
 
 
-def _solve(kind, user_fn, residual, z0, spec, args, solver, adjoint, default_linear,
-           max_iter, atol, rtol, throw, return_best, divergence_factor, check_every) -> Solution:
+def _solve(
+    kind,
+    user_fn,
+    residual,
+    z0,
+    spec,
+    args,
+    solver,
+    adjoint,
+    default_linear,
+    max_iter,
+    atol,
+    rtol,
+    throw,
+    return_best,
+    divergence_factor,
+    check_every,
+) -> Solution:
     solver = make_solver(solver)
     adjoint = make_adjoint(adjoint)
     if not isinstance(max_iter, int) or max_iter < 1:
@@ -207,9 +272,11 @@ def _solve(kind, user_fn, residual, z0, spec, args, solver, adjoint, default_lin
     solution = Solution(value=None, stats=stats)
     if torch.is_grad_enabled():
         if isinstance(adjoint, ImplicitAdjoint):
-            z_star = attach_gradient(residual, z_star, adjoint, default_linear, solution.backward, divergence_factor)
+            z_star = attach_gradient(
+                residual, z_star, adjoint, default_linear, solution.backward, divergence_factor, stats.nonfinite
+            )
         elif isinstance(adjoint, PhantomAdjoint):
-            z_star = phantom_output(residual, z_star, adjoint)
+            z_star = phantom_output(residual, z_star, adjoint, stats.nonfinite)
     solution.value = unpack(z_star, spec)
     return solution
 

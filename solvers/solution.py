@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -15,7 +15,7 @@ class ConvergenceError(RuntimeError):
         stats: the :class:`SolverStats` of the failed solve, for inspection.
     """
 
-    def __init__(self, message: str, stats: "SolverStats"):
+    def __init__(self, message: str, stats: SolverStats):
         super().__init__(message)
         self.stats = stats
 
@@ -75,18 +75,18 @@ class BackwardStats:
     """
 
     calls: int = 0
-    linear: Optional[SolverStats] = None
+    linear: SolverStats | None = None
 
     @property
-    def iterations(self) -> Optional[torch.Tensor]:
+    def iterations(self) -> torch.Tensor | None:
         return None if self.linear is None else self.linear.iterations
 
     @property
-    def rel_residual(self) -> Optional[torch.Tensor]:
+    def rel_residual(self) -> torch.Tensor | None:
         return None if self.linear is None else self.linear.rel_residual
 
     @property
-    def converged(self) -> Optional[torch.Tensor]:
+    def converged(self) -> torch.Tensor | None:
         return None if self.linear is None else self.linear.converged
 
 

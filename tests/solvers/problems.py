@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -51,8 +51,14 @@ def cosine(batch: int = 3) -> Problem:
         # one differentiable Newton step at the solution gives the exact first derivatives
         return z - (z - a * torch.cos(z) - c) / (1 + a * torch.sin(z)).detach()
 
-    return Problem("cosine", "fixed_point", lambda z, p: p[0] * torch.cos(z) + p[1],
-                   lambda: torch.zeros(batch, 1, dtype=DT), (a.requires_grad_(), c.requires_grad_()), exact)
+    return Problem(
+        "cosine",
+        "fixed_point",
+        lambda z, p: p[0] * torch.cos(z) + p[1],
+        lambda: torch.zeros(batch, 1, dtype=DT),
+        (a.requires_grad_(), c.requires_grad_()),
+        exact,
+    )
 
 
 def quadratic(batch: int = 3, n: int = 4, seed: int = 1) -> Problem:
@@ -83,5 +89,11 @@ def kepler(batch: int = 3) -> Problem:
                 z = z - (z - e * torch.sin(z) - m) / (1 - e * torch.cos(z))
         return z - (z - e * torch.sin(z) - m) / (1 - e * torch.cos(z)).detach()
 
-    return Problem("kepler", "root_find", lambda z, p: z - p[0] * torch.sin(z) - p[1],
-                   lambda: torch.full((batch, 1), 1.0, dtype=DT), (e.requires_grad_(), m.requires_grad_()), exact)
+    return Problem(
+        "kepler",
+        "root_find",
+        lambda z, p: z - p[0] * torch.sin(z) - p[1],
+        lambda: torch.full((batch, 1), 1.0, dtype=DT),
+        (e.requires_grad_(), m.requires_grad_()),
+        exact,
+    )

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from idplan.solvers import (
     CG,
     GMRES,
@@ -38,8 +37,9 @@ CASES = (
 
 
 def _solve(problem, solver, adjoint, *params):
-    return ENTRY[problem.kind](problem.fn, problem.z0(), params, solver=solver, adjoint=adjoint,
-                               max_iter=500, atol=1e-13, rtol=1e-13)
+    return ENTRY[problem.kind](
+        problem.fn, problem.z0(), params, solver=solver, adjoint=adjoint, max_iter=500, atol=1e-13, rtol=1e-13
+    )
 
 
 def _case_id(case):
@@ -82,7 +82,9 @@ def test_unrolled_through_each_solver_on_linear(solver):
     problem = problems.linear()
     sol = _solve(problem, solver, UnrolledAdjoint(), *problem.params)
     exact = problem.exact(*problem.params)
-    for a, b in zip(torch.autograd.grad(sol.value.sum(), problem.params), torch.autograd.grad(exact.sum(), problem.params)):
+    for a, b in zip(
+        torch.autograd.grad(sol.value.sum(), problem.params), torch.autograd.grad(exact.sum(), problem.params)
+    ):
         torch.testing.assert_close(a, b, atol=1e-8, rtol=1e-7)
 
 
@@ -93,11 +95,14 @@ def test_gradcheck_finite_differences(make):
     adjoint = ImplicitAdjoint(linear_solver="gmres", max_iter=100, atol=1e-14, rtol=1e-13)
     params = tuple(p.detach().clone().requires_grad_() for p in problem.params)
     if problem.name == "quadratic":  # keep Q symmetric under the finite-difference probes
+
         def fn(m, c):
             return _solve(problem, solver, adjoint, 0.5 * (m + m.transpose(1, 2)), c).value
     else:
+
         def fn(*p):
             return _solve(problem, solver, adjoint, *p).value
+
     assert torch.autograd.gradcheck(fn, params, eps=1e-6, atol=1e-6, rtol=1e-5)
 
 
@@ -127,8 +132,9 @@ def test_tuple_state_gradients_match_unrolled():
 
     z0 = (torch.zeros(2, 5, dtype=problems.DT), torch.zeros(2, 5, dtype=problems.DT))
     kw = dict(max_iter=500, atol=1e-13, rtol=1e-13)
-    imp = fixed_point(lstm_like, z0, (w, x), solver="anderson",
-                      adjoint=ImplicitAdjoint(max_iter=100, atol=1e-14, rtol=1e-13), **kw)
+    imp = fixed_point(
+        lstm_like, z0, (w, x), solver="anderson", adjoint=ImplicitAdjoint(max_iter=100, atol=1e-14, rtol=1e-13), **kw
+    )
     unr = fixed_point(lstm_like, z0, (w, x), solver="forward", adjoint="unrolled", **kw)
     assert isinstance(imp.value, tuple) and len(imp.value) == 2
     h, c = imp.value
