@@ -5,7 +5,7 @@ Part 1, backward cost vs forward budget. A VIN-like Bellman fixed point on 49x49
 kernel, ``gamma = 0.99``) solved with K = 30, 100, 300 forward iterations; backward time and peak
 memory of the fixed-point layer for the implicit adjoint (Anderson, K_bwd = 15) and the unrolled
 one. Each configuration runs in a fresh child process: on CPU peak memory is the child's peak RSS
-minus its RSS before the step; on CUDA ``torch.cuda.max_memory_allocated``. A ConvGRU-like step
+minus its RSS before the step (glibc told to return freed blocks to the OS); on CUDA ``torch.cuda.max_memory_allocated``. A ConvGRU-like step
 (whose iterations save 32-channel gate activations) is measured the same way.
 
 Part 2, forward solvers side by side with torchdeq (``pip install --no-deps torchdeq``; skipped if
@@ -31,6 +31,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from idplan.envs.grid_bellman import grid_bellman_operator
 from idplan.solvers import Anderson, Broyden, ForwardIteration, ImplicitAdjoint, NonConvergenceWarning, fixed_point
 
 warnings.simplefilter("ignore", NonConvergenceWarning)  # fixed budgets on purpose: K iterations, no tolerance
@@ -68,27 +69,6 @@ class ConvGruStep(torch.nn.Module):
         return (1 - u) * h + u * torch.tanh(F.conv2d(reset * h, self.w, padding=1) + x)
 
 
-def grid_value_iteration(free: torch.Tensor, goal: torch.Tensor, gamma: float = 0.99):
-    """Exact Bellman operator of a 4-move grid: ``v(s) = max_a (-1 + gamma v(s'))``, 0 at the goal.
-
-    ``free``/``goal``: ``[B, 1, m, m]`` bool. Bumping into a wall or the border keeps the agent put.
-    """
-    padded_free = F.pad(free, (1, 1, 1, 1), value=False)
-    shifts = [(0, 1), (1, 0), (2, 1), (1, 2)]  # N, W, S, E in (row, col) offsets of the padded map
-    m = free.shape[-1]
-    can_move = [padded_free[..., i : i + m, j : j + m] for i, j in shifts]
-
-    def bellman(v: torch.Tensor, _args) -> torch.Tensor:
-        pv = F.pad(v, (1, 1, 1, 1))
-        best = None
-        for (i, j), ok in zip(shifts, can_move):
-            nxt = torch.where(ok, pv[..., i : i + m, j : j + m], v)
-            best = nxt if best is None else torch.maximum(best, nxt)
-        return torch.where(goal, 0.0, torch.where(free, -1.0 + gamma * best, 0.0))
-
-    return bellman
-
-
 def random_grids(batch: int, m: int, obstacle_rate: float, seed: int):
     g = torch.Generator().manual_seed(seed)
     free = torch.rand(batch, 1, m, m, generator=g) >= obstacle_rate
@@ -120,7 +100,9 @@ def run_child(cfg: dict) -> dict:
 
     def training_step(k: int):
         t0 = time.perf_counter()
-        sol = fixed_point(step, z0, inp, solver=ForwardIteration(), adjoint=adjoint, max_iter=k, rtol=1e-30, atol=1e-30, throw=False)
+        sol = fixed_point(
+            step, z0, inp, solver=ForwardIteration(), adjoint=adjoint, max_iter=k, rtol=1e-30, atol=1e-30, throw=False
+        )
         loss = F.mse_loss(sol.value, target)
         sync(device)
         t1 = time.perf_counter()
@@ -148,7 +130,13 @@ def run_child(cfg: dict) -> dict:
     fwd = sorted(t[0] for t in times)[len(times) // 2]
     bwd = sorted(t[1] for t in times)[len(times) // 2]
     bwd_iters = int(sol.backward.iterations.max()) if sol.backward.linear is not None else cfg["k"]
-    return {**cfg, "forward_s": fwd, "backward_s": bwd, "peak_mb": max(peak, 0) / 2**20, "backward_iterations": bwd_iters}
+    return {
+        **cfg,
+        "forward_s": fwd,
+        "backward_s": bwd,
+        "peak_mb": max(peak, 0) / 2**20,
+        "backward_iterations": bwd_iters,
+    }
 
 
 def sync(device: torch.device) -> None:
@@ -157,7 +145,12 @@ def sync(device: torch.device) -> None:
 
 
 def child_process(cfg: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(cfg)], capture_output=True, text=True, check=False)
+    # a fixed mmap threshold makes glibc return every freed block >= 64 KiB to the OS, so the child's
+    # peak RSS tracks its live tensors (with the default dynamic threshold, freed blocks stay resident)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(cfg)], capture_output=True, text=True, check=False, env=env
+    )
     if out.returncode != 0:
         return {**cfg, "error": (out.stderr.strip().splitlines() or ["killed"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -169,13 +162,27 @@ def part_backward(args) -> dict:
         rows = []
         for k in args.ks:
             for adjoint in ("implicit", "unrolled"):
-                cfg = dict(step=step, channels=channels, size=args.size, batch=args.batch, k=k, adjoint=adjoint,
-                           device=args.device, repeats=args.repeats)
+                cfg = dict(
+                    step=step,
+                    channels=channels,
+                    size=args.size,
+                    batch=args.batch,
+                    k=k,
+                    adjoint=adjoint,
+                    device=args.device,
+                    repeats=args.repeats,
+                )
                 rows.append(child_process(cfg))
                 r = rows[-1]
-                print(f"  {step:8s} K={k:4d} {adjoint:9s} " + (
-                    f"forward {r['forward_s']:7.3f} s  backward {r['backward_s']:7.3f} s  peak {r['peak_mb']:8.1f} MB"
-                    if "error" not in r else f"failed: {r['error']}"), flush=True)
+                print(
+                    f"  {step:8s} K={k:4d} {adjoint:9s} "
+                    + (
+                        f"forward {r['forward_s']:7.3f} s  backward {r['backward_s']:7.3f} s  peak {r['peak_mb']:8.1f} MB"
+                        if "error" not in r
+                        else f"failed: {r['error']}"
+                    ),
+                    flush=True,
+                )
         results[step] = rows
     return results
 
@@ -187,10 +194,16 @@ def summarise_backward(results: dict, ks: list[int]) -> dict:
         lo, hi = ks[0], ks[-1]
         s = {}
         if (lo, "implicit") in get and (hi, "implicit") in get:
-            s["implicit_backward_k_hi_over_k_lo"] = get[(hi, "implicit")]["backward_s"] / get[(lo, "implicit")]["backward_s"]
+            s["implicit_backward_k_hi_over_k_lo"] = (
+                get[(hi, "implicit")]["backward_s"] / get[(lo, "implicit")]["backward_s"]
+            )
         if (hi, "implicit") in get and (hi, "unrolled") in get:
-            s["unrolled_over_implicit_backward"] = get[(hi, "unrolled")]["backward_s"] / get[(hi, "implicit")]["backward_s"]
-            s["unrolled_over_implicit_peak_memory"] = get[(hi, "unrolled")]["peak_mb"] / max(get[(hi, "implicit")]["peak_mb"], 1e-9)
+            s["unrolled_over_implicit_backward"] = (
+                get[(hi, "unrolled")]["backward_s"] / get[(hi, "implicit")]["backward_s"]
+            )
+            s["unrolled_over_implicit_peak_memory"] = get[(hi, "unrolled")]["peak_mb"] / max(
+                get[(hi, "implicit")]["peak_mb"], 1e-9
+            )
         summary[step] = s
     return summary
 
@@ -220,8 +233,12 @@ def part_forward(args) -> dict:
 
     problems = {}
     free, goal = random_grids(args.batch, args.size, 0.25, seed=0)
-    bellman = grid_value_iteration(free, goal)
-    problems["value_iteration"] = (bellman, bellman, torch.zeros(args.batch, 1, args.size, args.size))
+    bellman = grid_bellman_operator(free, goal, gamma=0.99)
+    problems["value_iteration"] = (
+        lambda v, _a: bellman(v),
+        lambda v, _a: bellman(v),
+        torch.zeros(args.batch, 1, args.size, args.size),
+    )
     gru = ConvGruStep(32, scale=0.95).requires_grad_(False)
     gru64 = ConvGruStep(32, scale=0.95).requires_grad_(False).double()
     x = torch.randn(args.batch, 32, args.size, args.size, generator=torch.Generator().manual_seed(2))
@@ -236,33 +253,46 @@ def part_forward(args) -> dict:
     results = {}
     with torch.no_grad():
         for name, (f, f64, z0) in problems.items():
-            ref = fixed_point(f64, z0.double(), None, solver="forward", max_iter=20000, rtol=1e-13, throw=False).value.float()
+            ref = fixed_point(
+                f64, z0.double(), None, solver="forward", max_iter=20000, rtol=1e-13, throw=False
+            ).value.float()
             rows = {}
             for solver_name in ours:
-                def run_ours(s=ours[solver_name]):
+
+                def run_ours(s=ours[solver_name], f=f, z0=z0):
                     return fixed_point(f, z0, None, solver=s, max_iter=args.max_iter, rtol=args.tol, throw=False)
 
                 t, sol = time_call(run_ours, args.repeats)
                 rows[f"ours_{solver_name}"] = dict(
-                    seconds=t, steps=sol.stats.steps, converged=int(sol.stats.converged.sum()),
+                    seconds=t,
+                    steps=sol.stats.steps,
+                    converged=int(sol.stats.converged.sum()),
                     diverged_or_nan=int((sol.stats.diverged | sol.stats.nonfinite).sum()),
                     rel_residual=relative_residual(f, sol.value),
-                    error=float(((sol.value - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).max()))
+                    error=float(((sol.value - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).max()),
+                )
                 if theirs[solver_name] is not None:
-                    def run_theirs(s=theirs[solver_name]):
+
+                    def run_theirs(s=theirs[solver_name], f=f, z0=z0):
                         return s(lambda z: f(z, None), z0, max_iter=args.max_iter, tol=args.tol, stop_mode="rel")
 
                     reps = 1 if solver_name == "broyden" else args.repeats
-                    t, (z, _, info) = time_call(run_theirs, reps) if reps > 1 else _once(run_theirs)
+                    t, (z_theirs, _, info) = time_call(run_theirs, reps) if reps > 1 else _once(run_theirs)
                     rows[f"torchdeq_{solver_name}"] = dict(
-                        seconds=t, steps=int(info["nstep"].max()), nan=bool(torch.isnan(z).any()),
-                        rel_residual=relative_residual(f, z),
-                        error=float(((z - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).max()))
+                        seconds=t,
+                        steps=int(info["nstep"].max()),
+                        nan=bool(torch.isnan(z_theirs).any()),
+                        rel_residual=relative_residual(f, z_theirs),
+                        error=float(((z_theirs - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).max()),
+                    )
                 for key in (f"ours_{solver_name}", f"torchdeq_{solver_name}"):
                     if key in rows:
                         r = rows[key]
-                        print(f"  {name:16s} {key:18s} {r['seconds']:8.3f} s  steps {r['steps']:5d}  "
-                              f"rel.res {r['rel_residual']:.2e}  error {r['error']:.2e}", flush=True)
+                        print(
+                            f"  {name:16s} {key:18s} {r['seconds']:8.3f} s  steps {r['steps']:5d}  "
+                            f"rel.res {r['rel_residual']:.2e}  error {r['error']:.2e}",
+                            flush=True,
+                        )
             results[name] = rows
     return results
 
@@ -282,7 +312,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_child(json.loads(args.child))))
         return
-    args.size, args.batch, args.ks, args.repeats = (15, 4, [5, 10, 20], 1) if args.quick else (49, 32, [30, 100, 300], 3)
+    args.size, args.batch, args.ks, args.repeats = (
+        (15, 4, [5, 10, 20], 1) if args.quick else (49, 32, [30, 100, 300], 3)
+    )
     args.max_iter, args.tol = (200, 1e-5) if args.quick else (1000, 1e-5)
     print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("Part 1: backward time and peak memory of a training step (fixed-point layer), implicit vs unrolled")
@@ -300,9 +332,20 @@ def main() -> None:
                 r[f"torchdeq_over_ours_{s}_time"] = rows[f"torchdeq_{s}"]["seconds"] / rows[f"ours_{s}"]["seconds"]
         ratios[name] = r
         print(f"  {name}: " + ", ".join(f"{k} = {v:.2f}" for k, v in r.items()))
-    print(json.dumps({"backward": backward, "backward_summary": summary, "forward": forward, "forward_ratios": ratios,
-                      "device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "cpus": os.cpu_count()}))
+    print(
+        json.dumps(
+            {
+                "backward": backward,
+                "backward_summary": summary,
+                "forward": forward,
+                "forward_ratios": ratios,
+                "device": args.device,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "cpus": os.cpu_count(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

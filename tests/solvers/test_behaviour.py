@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from idplan.solvers import (
     Anderson,
     Broyden,

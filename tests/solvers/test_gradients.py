@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from idplan.solvers import (
     CG,
     GMRES,
