@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ._registry import resolve
 from ._tracker import Tracker
 from .forward import Anderson, Broyden, ForwardIteration, LinearOperator
 from .linear import CG, GMRES, CGNormal
@@ -36,19 +37,13 @@ LINEAR_SOLVERS: dict[str, Callable[[], Any]] = {
 
 def make_linear_solver(name_or_solver: Any) -> Any:
     """Resolve a linear solver given by name (see ``LINEAR_SOLVERS``) or pass an instance through."""
-    if isinstance(name_or_solver, str):
-        try:
-            return LINEAR_SOLVERS[name_or_solver]()
-        except KeyError:
-            raise ValueError(
-                f"unknown linear solver {name_or_solver!r}; choose one of {sorted(LINEAR_SOLVERS)}"
-            ) from None
-    if not hasattr(name_or_solver, "solve_linear"):
-        raise ValueError(
-            f"linear_solver must be a name in {sorted(LINEAR_SOLVERS)} or a solver object such as "
-            f"Anderson() or GMRES(), got {name_or_solver!r}"
-        )
-    return name_or_solver
+    return resolve(
+        name_or_solver,
+        LINEAR_SOLVERS,
+        "linear solver",
+        lambda s: hasattr(s, "solve_linear"),
+        "a solver object such as Anderson() or GMRES()",
+    )
 
 
 @dataclass(frozen=True)
@@ -120,17 +115,13 @@ ADJOINTS: dict[str, Callable[[], Any]] = {
 
 def make_adjoint(name_or_adjoint: Any) -> Any:
     """Resolve an adjoint given by name (see ``ADJOINTS``) or pass an instance through."""
-    if isinstance(name_or_adjoint, str):
-        try:
-            return ADJOINTS[name_or_adjoint]()
-        except KeyError:
-            raise ValueError(f"unknown adjoint {name_or_adjoint!r}; choose one of {sorted(ADJOINTS)}") from None
-    if not isinstance(name_or_adjoint, (ImplicitAdjoint, UnrolledAdjoint, PhantomAdjoint)):
-        raise ValueError(
-            "adjoint must be ImplicitAdjoint(...), UnrolledAdjoint(), PhantomAdjoint(...) or one of "
-            f"{sorted(ADJOINTS)}, got {name_or_adjoint!r}"
-        )
-    return name_or_adjoint
+    return resolve(
+        name_or_adjoint,
+        ADJOINTS,
+        "adjoint",
+        lambda a: isinstance(a, (ImplicitAdjoint, UnrolledAdjoint, PhantomAdjoint)),
+        "ImplicitAdjoint(...), UnrolledAdjoint() or PhantomAdjoint(...)",
+    )
 
 
 def check_tolerances(atol: float, rtol: float, where: str) -> None:

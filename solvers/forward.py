@@ -154,7 +154,7 @@ class Anderson(_Nonlinear):
             if len(xs) > self.memory:
                 del xs[0], rs[0]
             if tracker.step % tracker.check_every == 0:
-                any_mixing = bool((wait <= 1).any())
+                any_mixing = bool(((wait <= 1) & tracker.active).any())
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ._registry import resolve
 from ._state import State, pack, state_spec, unpack
 from ._tracker import Tracker
 from .adjoint import (
@@ -42,16 +43,12 @@ SOLVERS: dict[str, Callable[[], Any]] = {
 
 def make_solver(name_or_solver: Any) -> Any:
     """Resolve a forward solver given by name (see ``SOLVERS``); objects and callables pass through."""
-    if isinstance(name_or_solver, str):
-        try:
-            return SOLVERS[name_or_solver]()
-        except KeyError:
-            raise ValueError(f"unknown solver {name_or_solver!r}; choose one of {sorted(SOLVERS)}") from None
-    if hasattr(name_or_solver, "solve") or callable(name_or_solver):
-        return name_or_solver
-    raise ValueError(
-        f"solver must be a name in {sorted(SOLVERS)}, a solver object such as Anderson(), or a "
-        f"callable (fn, z0, args) -> z, got {name_or_solver!r}"
+    return resolve(
+        name_or_solver,
+        SOLVERS,
+        "solver",
+        lambda s: hasattr(s, "solve") or callable(s),
+        "a solver object such as Anderson(), or a callable (fn, z0, args) -> z",
     )
 
 
