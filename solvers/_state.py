@@ -25,14 +25,6 @@ class StateSpec:
     dtype: torch.dtype
     device: torch.device
 
-    @property
-    def numel(self) -> int:
-        """Number of entries per batch element, ``N``."""
-        total = 0
-        for shape in self.shapes:
-            total += int(torch.Size(shape[1:]).numel())
-        return total
-
 
 def _leaves(state: State, name: str) -> tuple[list[torch.Tensor], Any]:
     if isinstance(state, torch.Tensor):
