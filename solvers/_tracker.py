@@ -65,6 +65,7 @@ class Tracker:
         self.iterations = torch.zeros(res.shape, dtype=torch.long, device=res.device)
         self.failed_at = torch.where(self.nonfinite, 0, -1)
         self.best_z, self.best_r, self.best_res = z, r, torch.where(finite, res, torch.inf)
+        self.at_best = torch.ones_like(finite)
         self.history = [res]
         self.z, self.r = z, r
 
@@ -84,35 +85,52 @@ class Tracker:
         Samples that have stopped keep their value; where ``accept`` (``[B]`` bool) is False the
         proposal is rejected (the step is still counted). Non-finite or diverged samples are frozen
         at their lowest-residual iterate.
+
+        When the host may be consulted every step (``check_every == 1``), the common case of every
+        sample taking its step and improving skips all per-sample masking of ``[B, N]`` tensors.
         """
         self.step += 1
+        sync = self.check_every == 1
         take = self.active if accept is None else self.active & accept
         self.iterations = self.iterations + self.active.long()
-        col = take[:, None]
-        z = torch.where(col, z_new, self.z)
-        r = torch.where(col, r_new, self.r)
-        res = torch.where(take, torch.linalg.vector_norm(r.detach(), dim=1), self.res)
+        res_new = torch.linalg.vector_norm(r_new.detach(), dim=1)
 
-        bad_value = take & ~torch.isfinite(res)
-        blown_up = take & ~bad_value & (res > self.divergence_factor * self.res0)
+        bad_value = take & ~torch.isfinite(res_new)
+        blown_up = take & ~bad_value & (res_new > self.divergence_factor * self.res0)
         failed = bad_value | blown_up
         self.nonfinite = self.nonfinite | bad_value
         self.diverged = self.diverged | blown_up
         self.failed_at = torch.where(failed, self.step, self.failed_at)
 
-        improved = take & ~failed & (res < self.best_res)
-        self.best_z = torch.where(improved[:, None], z, self.best_z)
-        self.best_r = torch.where(improved[:, None], r, self.best_r)
-        self.best_res = torch.where(improved, res, self.best_res)
+        moved = take & ~failed
+        if sync and bool(moved.all()):
+            z, r, res = z_new, r_new, res_new
+        else:
+            z = torch.where(moved[:, None], z_new, self.z)
+            r = torch.where(moved[:, None], r_new, self.r)
+            res = torch.where(moved, res_new, self.res)
 
-        # failed samples fall back to their best iterate so no NaN leaks into later steps
-        z = torch.where(failed[:, None], self.best_z, z)
-        r = torch.where(failed[:, None], self.best_r, r)
-        res = torch.where(failed, self.best_res, res)
+        improved = moved & (res_new < self.best_res)
+        at_best = improved | (~moved & self.at_best)  # whether z is each sample's best iterate
+        if sync and bool(at_best.all()):
+            self.best_z, self.best_r, self.best_res = z, r, res
+        else:
+            self.best_z = torch.where(improved[:, None], z, self.best_z)
+            self.best_r = torch.where(improved[:, None], r, self.best_r)
+            self.best_res = torch.where(improved, res, self.best_res)
 
-        scale = torch.where(take, self._scale(z), self.scale) if self.fixed_scale is None else self.scale
-        self.scale = scale
-        self.converged = self.converged | (take & ~failed & (res <= self.atol + self.rtol * scale))
+        if not sync or bool(failed.any()):
+            # failed samples fall back to their best iterate so no NaN leaks into later steps
+            z = torch.where(failed[:, None], self.best_z, z)
+            r = torch.where(failed[:, None], self.best_r, r)
+            res = torch.where(failed, self.best_res, res)
+            at_best = at_best | failed
+        self.at_best = at_best
+
+        if self.fixed_scale is None:
+            scale = self._scale(z)
+            self.scale = scale if sync and bool(take.all()) else torch.where(take, scale, self.scale)
+        self.converged = self.converged | (moved & (res <= self.atol + self.rtol * self.scale))
         self.active = self.active & ~self.converged & ~failed
         self.res = res
         self.history.append(res)

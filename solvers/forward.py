@@ -60,7 +60,7 @@ class ForwardIteration(_Nonlinear):
         z, r = z0, fn(z0)
         tracker.start(z, r)
         while tracker.keep_going():
-            proposal = z - self.damping * r
+            proposal = torch.add(z, r, alpha=-self.damping)
             z, r = tracker.update(proposal, fn(proposal))
 
 
@@ -101,11 +101,10 @@ class Anderson(_Nonlinear):
         if self.safeguard is not None and not self.safeguard >= 1.0:
             raise ValueError(f"Anderson: safeguard must be >= 1 or None, got {self.safeguard}")
 
-    def _mix(self, xs: list[torch.Tensor], rs: list[torch.Tensor], valid: torch.Tensor) -> torch.Tensor:
-        """Anderson proposal from the history; ``valid`` is ``[B, k]`` (the newest entries)."""
-        x = torch.stack(xs, dim=1)  # [B, k, N]
-        r = torch.stack(rs, dim=1)
-        gram = torch.bmm(r, r.transpose(1, 2))  # [B, k, k]
+    def _mix(self, gs: torch.Tensor, gram: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Anderson proposal ``sum_i alpha_i g_i`` from the history of Picard points ``g_i = x_i - beta F_i``
+        ``[B, k, N]`` and the residuals' Gram matrix ``gram`` ``[B, k, k]``; ``valid`` ``[B, k]``
+        marks the entries in each sample's current history."""
         k = gram.shape[-1]
         pair = valid[:, :, None] & valid[:, None, :]
         eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
@@ -115,25 +114,33 @@ class Anderson(_Nonlinear):
         scale = scale.clamp_min(torch.finfo(gram.dtype).tiny)
         system = gram + (self.lam * scale)[:, None, None] * eye
         y = torch.linalg.solve(system, valid.to(gram.dtype).unsqueeze(-1)).squeeze(-1)
-        alpha = y / y.sum(1, keepdim=True)
-        return torch.einsum("bk,bkn->bn", alpha, x - self.beta * r)
+        alpha = (y / y.sum(1, keepdim=True)).unsqueeze(1)  # [B, 1, k]
+        return torch.bmm(alpha, gs).squeeze(1)
 
     def solve(self, fn: Residual, z0: torch.Tensor, tracker: Tracker) -> None:
         z, r = z0, fn(z0)
         tracker.start(z, r)
-        batch = z.shape[0]
-        xs, rs = [z], [r]
+        batch, n = z.shape
+        m = self.memory
+        # ring buffers of the last m Picard points g = z - beta F, residuals and their Gram matrix;
+        # each step writes one slot and one Gram row instead of restacking the history
+        gs, rs = z.new_zeros(batch, m, n), z.new_zeros(batch, m, n)
+        gram = z.new_zeros(batch, m, m)
+        picard = torch.add(z, r, alpha=-self.beta)
+        gs, rs, gram = self._store(gs, rs, gram, 0, picard, r)
+        written = 1
         hist_len = torch.ones(batch, dtype=torch.long, device=z.device)
         wait = torch.zeros_like(hist_len)  # Picard steps left before mixing again
         strikes = torch.zeros_like(hist_len)
         any_mixing = True
         while tracker.keep_going():
-            picard = z - self.beta * r
             mixing = (wait == 0) & (hist_len > 1)
-            if len(xs) > 1 and any_mixing:
-                order = torch.arange(len(xs) - 1, -1, -1, device=z.device)
-                valid = order[None, :] < hist_len[:, None]
-                proposal = torch.where(mixing[:, None], self._mix(xs, rs, valid), picard)
+            if written > 1 and any_mixing:
+                k = min(written, m)
+                age = (written - 1 - torch.arange(k, device=z.device)) % m  # slot j holds the age[j]-th newest
+                valid = age[None, :] < hist_len[:, None]
+                mixed = self._mix(gs[:, :k], gram[:, :k, :k], valid)
+                proposal = torch.where(mixing[:, None], mixed, picard)
             else:
                 proposal = picard
             r_prop = fn(proposal)
@@ -143,18 +150,37 @@ class Anderson(_Nonlinear):
                 accept = ~mixing | (res_prop <= self.safeguard * tracker.res)
             z, r = tracker.update(proposal, r_prop, accept)
             if accept is None:
-                hist_len = (hist_len + 1).clamp_max(self.memory)
+                hist_len = (hist_len + 1).clamp_max(m)
             else:
                 rejected = ~accept
                 strikes = strikes + rejected.long()
                 wait = torch.where(rejected, 2 ** strikes.clamp_max(10), (wait - 1).clamp_min(0))
-                hist_len = torch.where(rejected, 1, (hist_len + 1).clamp_max(self.memory))
-            xs.append(z)
-            rs.append(r)
-            if len(xs) > self.memory:
-                del xs[0], rs[0]
+                hist_len = torch.where(rejected, 1, (hist_len + 1).clamp_max(m))
+            picard = torch.add(z, r, alpha=-self.beta)
+            gs, rs, gram = self._store(gs, rs, gram, written % m, picard, r)
+            written += 1
             if tracker.step % tracker.check_every == 0:
                 any_mixing = bool(((wait <= 1) & tracker.active).any())
+
+    @staticmethod
+    def _store(
+        gs: torch.Tensor, rs: torch.Tensor, gram: torch.Tensor, slot: int, g: torch.Tensor, r: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Write ``g, r`` into ``slot`` of the ring buffers and update the Gram matrix's row and
+        column. In place, unless autograd is recording (unrolled differentiation through the solve)."""
+        if torch.is_grad_enabled():
+            index = torch.tensor([slot], device=g.device)
+            gs = gs.index_copy(1, index, g[:, None])
+            rs = rs.index_copy(1, index, r[:, None])
+            row = torch.bmm(rs, r[:, :, None])  # [B, m, 1]
+            gram = gram.index_copy(2, index, row).index_copy(1, index, row.transpose(1, 2))
+            return gs, rs, gram
+        gs[:, slot] = g
+        rs[:, slot] = r
+        row = torch.bmm(rs, r[:, :, None]).squeeze(-1)
+        gram[:, slot, :] = row
+        gram[:, :, slot] = row
+        return gs, rs, gram
 
 
 @dataclass(frozen=True)
