@@ -1,26 +1,10 @@
-from collections import deque
-
 import pytest
 import torch
 
 from idplan.envs.grid_bellman import MOVES_4, MOVES_8, grid_bellman_operator
 from idplan.solvers import Anderson, fixed_point
 
-
-def bfs_distance(free: torch.Tensor, goal: tuple[int, int], moves) -> torch.Tensor:
-    """Reference shortest-path lengths on one map (inf where unreachable)."""
-    m = free.shape[0]
-    dist = torch.full((m, m), float("inf"), dtype=torch.float64)
-    dist[goal] = 0
-    queue = deque([goal])
-    while queue:
-        r, c = queue.popleft()
-        for dr, dc in moves:
-            nr, nc = r + dr, c + dc
-            if 0 <= nr < m and 0 <= nc < m and free[nr, nc] and dist[nr, nc] == float("inf"):
-                dist[nr, nc] = dist[r, c] + 1
-                queue.append((nr, nc))
-    return dist
+from .reference import bfs_distance
 
 
 @pytest.mark.parametrize("moves", [4, 8])

@@ -1,0 +1,292 @@
+"""GridMaze: 2D navigation to a goal on a grid map (``idplan/GridMaze-v0``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .maze_dataset import random_free_cells
+from .maze_generation import GENERATORS, generate_maps
+from .shortest_paths import bfs_distances, move_offsets
+
+STEP_REWARD = -0.01
+BUMP_PENALTY = -0.1
+GOAL_REWARD = 1.0
+
+
+class GridMazeEnv(gym.Env):
+    """Navigate a grid maze to its goal.
+
+    ## Description
+    The agent sits on a cell of an ``m x m`` grid of free cells and obstacles (the border is
+    always obstacle) and must reach the goal cell. Maps come from GPPN's maze generator (a
+    depth-first backtracker maze with interior walls removed at a per-maze rate drawn from
+    U[0, 1]) or VIN's random rectangular obstacles. This is the 2D-navigation task of the
+    implicit differentiable planning papers; datasets of the same tasks with expert labels come
+    from :func:`idplan.envs.maze_dataset.generate_dataset`.
+
+    ## Action Space
+    ``Discrete(4)``: 0 North (row - 1), 1 West (column - 1), 2 South (row + 1), 3 East
+    (column + 1). With ``moves=8``, ``Discrete(8)`` adds 4 North-West, 5 South-West, 6 South-East,
+    7 North-East. A move into an obstacle or off the map leaves the agent in place (a bump).
+
+    ## Observation Space
+    A ``Dict``:
+
+    - ``"map"``: ``MultiBinary((m, m))`` int8, 1 on obstacles, 0 on free cells.
+    - ``"goal"``: ``MultiBinary((m, m))`` int8, one-hot: 1 on the goal cell.
+    - ``"position"``: ``MultiDiscrete([m, m])`` int64, the agent's ``(row, column)``.
+
+    ## Rewards
+    -0.01 per step; -0.1 more for a bump; reaching the goal gives +1 (instead of the step cost).
+
+    ## Starting State
+    On ``reset`` a map is drawn, then a goal uniformly among its free cells, then a start
+    uniformly among the other free cells with a path to the goal, all from ``self.np_random``.
+    ``options`` may fix any of them (see :meth:`reset`).
+
+    ## Episode End
+    Terminated when the agent reaches the goal; truncated after ``max_episode_steps`` steps.
+
+    ## Info
+    ``"distance"``: shortest-path length (in steps) from the agent's cell to the goal;
+    ``"optimal_length"``: that length from the start of the episode; ``"bumped"``: whether the last
+    move hit an obstacle; ``"is_success"``: whether the goal is reached (Stable-Baselines3's key).
+
+    ## Arguments
+    - ``size``: map side ``m`` (default 15; any int >= 5, odd sizes give classic mazes).
+    - ``generator``: ``"maze"`` (default) or ``"obstacles"``.
+    - ``moves``: 4 (default) or 8.
+    - ``max_episode_steps``: default ``2 * m * m``.
+    - ``render_mode``: ``None``, ``"human"`` (a pygame window) or ``"rgb_array"``.
+
+    Rendering needs pygame (``pip install "idplan[render]"``). An agent may draw its value map and
+    policy on the frames with :meth:`set_overlay`.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 8}
+    _MAX_DRAWS = 1000  # maps drawn to satisfy given options before giving up
+
+    def __init__(
+        self,
+        size: int = 15,
+        generator: str = "maze",
+        moves: int = 4,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+    ):
+        if not isinstance(size, (int, np.integer)) or size < 5:
+            raise ValueError(f"size must be an int >= 5, got {size!r}")
+        if generator not in GENERATORS:
+            raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
+        self.offsets = np.array(move_offsets(moves), dtype=np.int64)
+        if max_episode_steps is None:
+            max_episode_steps = 2 * size * size
+        if not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be a positive int, got {max_episode_steps!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.size, self.generator, self.moves = int(size), generator, moves
+        self.max_episode_steps = int(max_episode_steps)
+        self.render_mode = render_mode
+        self.action_space = spaces.Discrete(moves)
+        self.observation_space = spaces.Dict(
+            {
+                "map": spaces.MultiBinary((size, size)),
+                "goal": spaces.MultiBinary((size, size)),
+                "position": spaces.MultiDiscrete([size, size]),
+            }
+        )
+        self.free: np.ndarray | None = None
+        self._renderer = None
+        self._window = None
+        self._clock = None
+        self._overlay: dict[str, np.ndarray | None] = {"values": None, "policy": None}
+
+    # ------------------------------------------------------------------ episode
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode on a new task.
+
+        Args:
+            seed: seeds ``self.np_random`` (first reset, or to replay).
+            options: may fix the task, each entry validated:
+
+                - ``"map"``: ``(m, m)`` array of 0/1 (or bool), 1 on obstacles;
+                - ``"goal"``: ``(row, column)`` of a free cell;
+                - ``"start"``: ``(row, column)`` of a free cell with a path to the goal.
+
+                Unset entries are drawn. A bad entry raises ``ValueError`` naming it.
+        """
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"map", "goal", "start"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; expected 'map', 'goal', 'start'")
+        free = self._option_map(options["map"]) if "map" in options else None
+        goal, start = (self._option_cell(options, name) for name in ("goal", "start"))
+        if goal is not None and goal == start:
+            raise ValueError(f"options['start'] {start} is the goal")
+        for _ in range(self._MAX_DRAWS):
+            task_free = free if free is not None else generate_maps(1, self.size, self.np_random, self.generator)[0]
+            blocked = [
+                (name, cell)
+                for name, cell in (("goal", goal), ("start", start))
+                if cell is not None and not task_free[cell]
+            ]
+            if blocked:
+                if free is not None:
+                    raise ValueError(f"options['{blocked[0][0]}'] {blocked[0][1]} lies on an obstacle")
+                continue  # a drawn map covers a given cell: draw another
+            task_goal = goal
+            if task_goal is None:  # uniform over free cells, or over those a given start can reach
+                near = None if start is None else bfs_distances(task_free[None], np.array([start]), self.moves) > 0
+                if near is not None and not near.any():
+                    if free is not None:
+                        raise ValueError(f"options['start'] {start} has no path to any other cell")
+                    continue
+                task_goal = tuple(random_free_cells(task_free[None], self.np_random, where=near)[0])
+            distance = bfs_distances(task_free[None], np.array([task_goal]), self.moves)[0]
+            if (distance[start] > 0) if start is not None else (distance > 0).any():
+                break
+            if free is not None and (goal is not None or start is not None):
+                raise ValueError(
+                    f"options['start'] {start} has no path to the goal"
+                    if start is not None
+                    else "options['map']/['goal']: no free cell has a path to the goal"
+                )
+        else:
+            raise ValueError(f"no task satisfying options {sorted(options)} found in {self._MAX_DRAWS} draws")
+        self.free, self.goal, self.distance = task_free, (int(task_goal[0]), int(task_goal[1])), distance
+        if start is None:
+            start = tuple(random_free_cells(task_free[None], self.np_random, where=(distance > 0)[None])[0])
+        self.position = (int(start[0]), int(start[1]))
+        self.optimal_length = int(distance[self.position])
+        self.steps = 0
+        self.trail = [self.position]
+        self.clear_overlay()
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), self._info(bumped=False)
+
+    def step(self, action):
+        if self.free is None:
+            raise RuntimeError("GridMazeEnv: call reset() before step()")
+        if not self.action_space.contains(action):
+            raise ValueError(f"action must be an int in [0, {self.moves}), got {action!r}")
+        row, col = np.array(self.position) + self.offsets[int(action)]
+        bumped = not (0 <= row < self.size and 0 <= col < self.size and self.free[row, col])
+        if not bumped:
+            self.position = (int(row), int(col))
+            self.trail.append(self.position)
+        self.steps += 1
+        terminated = self.position == self.goal
+        if terminated:
+            reward = GOAL_REWARD
+        else:
+            reward = STEP_REWARD + (BUMP_PENALTY if bumped else 0.0)
+        truncated = not terminated and self.steps >= self.max_episode_steps
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), reward, terminated, truncated, self._info(bumped)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        goal = np.zeros((self.size, self.size), dtype=np.int8)
+        goal[self.goal] = 1
+        return {
+            "map": (~self.free).astype(np.int8),
+            "goal": goal,
+            "position": np.array(self.position, dtype=np.int64),
+        }
+
+    def _info(self, bumped: bool) -> dict[str, Any]:
+        return {
+            "distance": int(self.distance[self.position]),
+            "optimal_length": self.optimal_length,
+            "bumped": bumped,
+            "is_success": self.position == self.goal,
+        }
+
+    # ------------------------------------------------------------------ options
+    def _option_map(self, value) -> np.ndarray:
+        grid = np.asarray(value)
+        if grid.shape != (self.size, self.size):
+            raise ValueError(f"options['map'] must have shape ({self.size}, {self.size}), got {grid.shape}")
+        if grid.dtype != np.bool_ and not np.issubdtype(grid.dtype, np.integer):
+            raise ValueError(f"options['map'] must be bool or integer 0/1 (1 = obstacle), got dtype {grid.dtype}")
+        if not np.isin(grid, (0, 1)).all():
+            raise ValueError("options['map'] must hold only 0 (free) and 1 (obstacle)")
+        free = grid == 0
+        if not free.any():
+            raise ValueError("options['map'] has no free cell")
+        return free
+
+    def _option_cell(self, options: dict, name: str) -> tuple[int, int] | None:
+        if name not in options:
+            return None
+        cell = np.asarray(options[name])
+        if cell.shape != (2,) or not np.issubdtype(cell.dtype, np.integer):
+            raise ValueError(f"options['{name}'] must be an integer (row, column) pair, got {options[name]!r}")
+        row, col = int(cell[0]), int(cell[1])
+        if not (0 <= row < self.size and 0 <= col < self.size):
+            raise ValueError(f"options['{name}'] {(row, col)} lies outside the {self.size}x{self.size} map")
+        return row, col
+
+    # ------------------------------------------------------------------ rendering
+    def set_overlay(self, values: np.ndarray | None = None, policy: np.ndarray | None = None) -> None:
+        """Draw an agent's value map (``[m, m]``, heat map) and/or policy (``[m, m]`` actions or
+        ``[moves, m, m]`` scores, arrows) on the following frames, until the next reset."""
+        m = self.size
+        if values is not None and np.shape(values) != (m, m):
+            raise ValueError(f"values must be [{m}, {m}], got {np.shape(values)}")
+        if policy is not None and np.shape(policy) not in ((m, m), (self.moves, m, m)):
+            raise ValueError(f"policy must be [{m}, {m}] or [{self.moves}, {m}, {m}], got {np.shape(policy)}")
+        self._overlay = {"values": values, "policy": policy}
+
+    def clear_overlay(self) -> None:
+        """Remove the value and policy overlays."""
+        self._overlay = {"values": None, "policy": None}
+
+    def render(self):
+        """The current frame: ``[H, W, 3]`` uint8 in ``"rgb_array"`` mode; drawn in a window in ``"human"``."""
+        if self.render_mode is None:
+            gym.logger.warn('GridMazeEnv.render() without a render_mode: pass render_mode="rgb_array" or "human"')
+            return None
+        if self.free is None:
+            raise RuntimeError("GridMazeEnv: call reset() before render()")
+        if self._renderer is None:
+            from .maze_rendering import MazeRenderer
+
+            self._renderer = MazeRenderer(self.size)
+        surface = self._renderer.draw(
+            self.free, self.goal, self.position, self.trail, moves=self.moves, **self._overlay
+        )
+        if self.render_mode == "rgb_array":
+            return self._renderer.to_array()
+        pg = self._renderer.pygame
+        if self._window is None:
+            pg.display.init()
+            pg.display.set_caption(f"idplan GridMaze {self.size}x{self.size}")
+            self._window = pg.display.set_mode(surface.get_size())
+            self._clock = pg.time.Clock()
+        pg.event.pump()
+        self._window.blit(surface, (0, 0))
+        pg.display.flip()
+        self._clock.tick(self.metadata["render_fps"])
+        return None
+
+    def close(self):
+        if self._window is not None:
+            self._renderer.pygame.display.quit()
+            self._window = None
+        self._renderer = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.update(_renderer=None, _window=None, _clock=None)  # pygame objects do not pickle
+        return state

@@ -1,0 +1,124 @@
+"""Shortest paths on batches of grid maps: breadth-first search vectorised over the batch.
+
+All functions are pure numpy over a batch of maps ``free`` (``[n, m, m]`` bool, ``True`` on free
+cells). Moves follow :data:`~idplan.envs.grid_bellman.MOVES_4` / ``MOVES_8``: a move is allowed
+when its destination is a free cell on the map (a diagonal may pass between two obstacles); every
+move costs one step. The move set is symmetric, so the distance *to* the goal is the BFS distance
+*from* the goal.
+
+The BFS keeps the frontier as a flat array of cell indices over the whole batch, so each level
+costs time proportional to the frontier (not to ``n * m * m``), and the total work is linear in the
+number of cells, with one numpy pass per BFS level for the whole batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .grid_bellman import MOVES_4, MOVES_8
+
+UNREACHABLE = -1
+
+
+def move_offsets(moves: int) -> tuple[tuple[int, int], ...]:
+    """The ``(row, column)`` offsets of the ``moves`` (4 or 8) actions, in action order."""
+    if moves == 4:
+        return MOVES_4
+    if moves == 8:
+        return MOVES_8
+    raise ValueError(f"moves must be 4 or 8, got {moves!r}")
+
+
+def check_maps(free: np.ndarray, name: str = "free") -> np.ndarray:
+    """Validate a batch of maps ``[n, m, m]`` (bool, or 0/1 integers); returns it as bool."""
+    free = np.asarray(free)
+    if free.ndim != 3 or free.shape[1] != free.shape[2]:
+        raise ValueError(f"{name} must be a batch of square maps [n, m, m], got shape {free.shape}")
+    if free.dtype != np.bool_:
+        if not (np.issubdtype(free.dtype, np.integer) or np.issubdtype(free.dtype, np.floating)):
+            raise ValueError(f"{name} must be bool or 0/1 numbers, got dtype {free.dtype}")
+        if not np.isin(free, (0, 1)).all():
+            raise ValueError(f"{name} must hold only 0 and 1")
+        free = free.astype(bool)
+    return free
+
+
+def bfs_distances(free: np.ndarray, goals: np.ndarray, moves: int = 4) -> np.ndarray:
+    """Shortest-path distance (in steps) from every cell to its map's goal.
+
+    Args:
+        free: ``[n, m, m]`` bool, ``True`` on free cells.
+        goals: ``[n, 2]`` integer ``(row, column)`` of each goal (a free cell).
+        moves: 4 or 8.
+
+    Returns:
+        ``[n, m, m]`` int32: the distance, 0 at the goal, :data:`UNREACHABLE` (-1) on obstacles and
+        on free cells with no path to the goal.
+    """
+    free = check_maps(free)
+    n, m, _ = free.shape
+    goals = np.asarray(goals)
+    if goals.shape != (n, 2) or not np.issubdtype(goals.dtype, np.integer):
+        raise ValueError(f"goals must be integer [n, 2] = [{n}, 2] (row, column), got {goals.shape} {goals.dtype}")
+    if ((goals < 0) | (goals >= m)).any():
+        raise ValueError(f"a goal lies outside the {m}x{m} map")
+    if not free[np.arange(n), goals[:, 0], goals[:, 1]].all():
+        raise ValueError("a goal lies on an obstacle")
+
+    side = m + 2  # pad with a wall border so neighbours never wrap around
+    padded = np.zeros((n, side, side), dtype=bool)
+    padded[:, 1:-1, 1:-1] = free
+    open_cells = padded.ravel()
+    dist = np.full(open_cells.shape, UNREACHABLE, dtype=np.int32)
+    steps = np.array([dr * side + dc for dr, dc in move_offsets(moves)], dtype=np.int64)
+    frontier = np.arange(n, dtype=np.int64) * side * side + (goals[:, 0] + 1) * side + (goals[:, 1] + 1)
+    dist[frontier] = 0
+    first_seen = np.empty(open_cells.shape, dtype=np.int64)  # scratch for de-duplication
+    level = 0
+    while frontier.size:
+        level += 1
+        nbr = (frontier[:, None] + steps[None, :]).ravel()
+        nbr = nbr[open_cells[nbr] & (dist[nbr] == UNREACHABLE)]
+        # keep one copy of each cell: the entry whose position the scratch array remembers
+        order = np.arange(nbr.size)
+        first_seen[nbr] = order
+        nbr = nbr[first_seen[nbr] == order]
+        dist[nbr] = level
+        frontier = nbr
+    return dist.reshape(n, side, side)[:, 1:-1, 1:-1].copy()
+
+
+def optimal_actions(free: np.ndarray, dist: np.ndarray, moves: int = 4) -> np.ndarray:
+    """The set of optimal actions in every cell, as a multi-hot ``[n, moves, m, m]`` bool array.
+
+    An action is optimal in a free cell at distance ``d > 0`` when it leads to a free cell at
+    distance ``d - 1``; the goal, obstacles and cells that cannot reach the goal have none.
+    """
+    free = check_maps(free)
+    n, m, _ = free.shape
+    if dist.shape != free.shape:
+        raise ValueError(f"dist must have the maps' shape {free.shape}, got {dist.shape}")
+    padded = np.full((n, m + 2, m + 2), UNREACHABLE, dtype=np.int32)
+    padded[:, 1:-1, 1:-1] = dist
+    out = np.empty((n, moves, m, m), dtype=bool)
+    for a, (dr, dc) in enumerate(move_offsets(moves)):
+        nxt = padded[:, 1 + dr : 1 + dr + m, 1 + dc : 1 + dc + m]
+        out[:, a] = (dist > 0) & (nxt >= 0) & (nxt == dist - 1)
+    return out
+
+
+def pick_action(multi_hot: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One optimal action per cell, ties broken uniformly at random with ``rng``.
+
+    Args:
+        multi_hot: ``[n, A, m, m]`` bool, from :func:`optimal_actions`.
+        rng: the source of the tie-breaking.
+
+    Returns:
+        ``[n, m, m]`` int8 action index, -1 where no action is optimal.
+    """
+    scores = rng.random(multi_hot.shape, dtype=np.float32)
+    scores[~multi_hot] = -1.0
+    action = scores.argmax(axis=1).astype(np.int8)
+    action[~multi_hot.any(axis=1)] = -1
+    return action
