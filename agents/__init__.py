@@ -1,1 +1,19 @@
-"""idplan.agents: implicit planners and differentiable controllers built on idplan.solvers."""
+"""idplan.agents: planners and controllers built on the solver core, and agents that use them."""
+
+from typing import Any
+
+from .gppn import GPPN, ConvGPPN
+from .planner import MODES, Planner, PlanOutput
+from .vin import VIN
+
+PLANNERS: dict[str, type[Planner]] = {"vin": VIN, "conv_gppn": ConvGPPN, "gppn": GPPN}
+
+
+def make_planner(name: str, **kwargs: Any) -> Planner:
+    """Build a planner by name (``"vin"``, ``"conv_gppn"``, ``"gppn"``) with its keyword options."""
+    if name not in PLANNERS:
+        raise ValueError(f"unknown planner {name!r}; choose one of {sorted(PLANNERS)}")
+    return PLANNERS[name](**kwargs)
+
+
+__all__ = ["PLANNERS", "MODES", "Planner", "PlanOutput", "VIN", "ConvGPPN", "GPPN", "make_planner"]

@@ -305,6 +305,17 @@ def write_community(path: str | os.PathLike, train: MazeDataset, valid: MazeData
     np.savez_compressed(path, **arrays)
 
 
+def load_maze_file(path: str | os.PathLike, split: str = "test") -> MazeDataset:
+    """Load a dataset file in either format: ours (:meth:`MazeDataset.load`) or the community's
+    (:func:`read_community`, which needs ``split``)."""
+    arrays = _load_npz(path)
+    if "format" in arrays:
+        return MazeDataset.load(path)
+    if "arr_0" in arrays:
+        return read_community(path, split)
+    raise ValueError(f"{path}: neither an idplan maze dataset nor a community maze file (keys {sorted(arrays)[:6]})")
+
+
 def _load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All arrays of an ``.npz`` file, loaded without pickles; clear errors for bad files."""
     try:

@@ -62,6 +62,8 @@ class ImplicitAdjoint:
         max_iter: cap on backward iterations (``K_bwd``).
         atol, rtol: backward tolerances.
         throw: raise :class:`ConvergenceError` instead of warning when the backward fails.
+        warn: with ``throw=False``, whether to warn; ``False`` suits a deliberately fixed budget
+            (the papers' ``K_bwd = 15``): the outcome is still in ``Solution.backward``.
     """
 
     linear_solver: Any = None
@@ -69,6 +71,7 @@ class ImplicitAdjoint:
     atol: float = 0.0
     rtol: float = 1e-4
     throw: bool = False
+    warn: bool = True
 
     def __post_init__(self):
         if self.linear_solver is not None:
@@ -201,7 +204,8 @@ def attach_gradient(
             message = failure_message("backward (adjoint) solve", stats, adjoint.rtol, adjoint.atol)
             if adjoint.throw:
                 raise ConvergenceError(message, stats)
-            warnings.warn(message, NonConvergenceWarning, stacklevel=2)
+            if adjoint.warn:
+                warnings.warn(message, NonConvergenceWarning, stacklevel=2)
         return w
 
     # value z*, gradient -dF/dtheta routed through the adjoint solve

@@ -185,6 +185,15 @@ def test_backward_stats_and_unconverged_backward_warning():
     )
     with pytest.raises(ConvergenceError, match="backward"):
         strict.value.sum().backward()
+    quiet = fixed_point(  # a fixed K_bwd budget on purpose: no warning, the outcome is in the stats
+        problem.fn,
+        problem.z0(),
+        problem.params,
+        rtol=1e-12,
+        adjoint=ImplicitAdjoint(linear_solver="forward", max_iter=2, rtol=1e-12, warn=False),
+    )
+    quiet.value.sum().backward()  # NonConvergenceWarning is an error in this suite
+    assert not quiet.backward.converged.any()
 
 
 def test_no_grad_returns_plain_solution():

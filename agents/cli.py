@@ -1,0 +1,197 @@
+"""The ``idplan`` command line: ``idplan demo``, ``idplan train``, ``idplan eval``.
+
+    idplan demo --out runs/demo                       # small maze, trained and evaluated in minutes on CPU
+    idplan train --planner vin --mode implicit --size 15 --epochs 30 --out runs/vin15
+    idplan train --dataset ../shared/data/diffplan_m15_4abs-cc_10k.npz --planner conv_gppn --out runs/cc
+    idplan eval runs/vin15/checkpoint.pt --dataset ../shared/data/diffplan_m15_4abs-cc_10k.npz
+
+Every command ends its standard output with one JSON line of its results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..envs.maze_dataset import MazeDataset, generate_splits, load_maze_file
+from . import MODES, PLANNERS
+from .checkpoint import build_planner, load_checkpoint, planner_config, save_checkpoint
+from .evaluation import evaluate_planner
+from .imitation import TrainConfig, train_planner
+from .planner import Planner
+from .planner_agent import PlannerAgent
+
+
+def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, n_train: int) -> None:
+    p.add_argument("--planner", choices=sorted(PLANNERS), default=planner)
+    p.add_argument("--mode", choices=MODES, default="implicit")
+    p.add_argument("--size", type=int, default=15, help="map size of generated datasets")
+    p.add_argument("--dataset", type=Path, help="train on this file (ours or community format) instead of generating")
+    p.add_argument("--n-train", type=int, default=n_train)
+    p.add_argument("--n-valid", type=int, default=200)
+    p.add_argument("--n-test", type=int, default=500)
+    p.add_argument("--iterations", type=int, default=80, help="explicit: unrolled steps K; implicit: forward cap")
+    p.add_argument("--tol", type=float, default=1e-4, help="implicit forward relative tolerance")
+    p.add_argument("--solver", default="forward", help="implicit forward solver: forward, anderson, broyden")
+    p.add_argument("--backward-iterations", type=int, default=15)
+    p.add_argument("--q-channels", type=int, default=None, help="Q / hidden channels (default: the planner's)")
+    p.add_argument("--kernel-size", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _datasets(args) -> dict[str, MazeDataset]:
+    if args.dataset is not None:
+        return {split: load_maze_file(args.dataset, split) for split in ("train", "valid", "test")}
+    return generate_splits(args.size, args.n_train, args.n_valid, args.n_test, seed=args.seed, progress=not args.quiet)
+
+
+def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
+    """Build, train and test a planner from the parsed options; writes checkpoint and metrics to ``args.out``."""
+    data = _datasets(args)
+    options = dict(
+        mode=args.mode,
+        iterations=args.iterations,
+        tol=args.tol,
+        solver=args.solver,
+        backward_iterations=args.backward_iterations,
+        kernel_size=args.kernel_size,
+    )
+    if args.q_channels is not None:
+        options["q_channels"] = args.q_channels
+    config = planner_config(args.planner, **options)
+    torch.manual_seed(args.seed)
+    planner = build_planner(config)
+    args.out.mkdir(parents=True, exist_ok=True)
+    train_config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device
+    )
+    start = time.perf_counter()
+    history = train_planner(planner, data["train"], data["valid"], train_config, args.out, progress=not args.quiet)
+    train_seconds = time.perf_counter() - start
+    test = evaluate_planner(planner, data["test"], device=args.device)
+    checkpoint = args.out / "checkpoint.pt"
+    save_checkpoint(checkpoint, planner, config, test=test, epochs=args.epochs, size=data["test"].size)
+    summary = {
+        "planner": args.planner,
+        "mode": args.mode,
+        "size": data["test"].size,
+        "train_maps": len(data["train"]),
+        "epochs": args.epochs,
+        "train_seconds": round(train_seconds, 1),
+        "test": {k: round(v, 4) if isinstance(v, float) else v for k, v in test.items()},
+        "final_loss": round(history[-1]["loss"], 4),
+        "checkpoint": str(checkpoint),
+        "metrics": str(args.out / "metrics.csv"),
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return planner, summary, data
+
+
+def render_rollout(planner: Planner, data: MazeDataset, path: Path, device: str, seed: int = 0) -> dict[str, Any]:
+    """Play the planner on a test maze from its farthest start cell and write a GIF with the value overlay."""
+    import gymnasium as gym
+
+    from ..envs import grid_maze  # noqa: F401  (registers the env)
+
+    try:
+        import imageio.v3 as iio
+    except ImportError as error:
+        raise SystemExit('writing the GIF needs imageio: pip install "idplan[render]"') from error
+    task = int(np.argmax(data.distances.reshape(len(data), -1).max(axis=1)))  # the hardest maze
+    start = np.unravel_index(int(data.distances[task].argmax()), data.distances[task].shape)
+    env = gym.make("idplan/GridMaze-v0", size=data.size, moves=data.moves, render_mode="rgb_array")
+    options = {"map": (~data.free[task]).astype(np.int8), "goal": tuple(data.goals[task]), "start": start}
+    obs, info = env.reset(seed=seed, options=options)
+    agent = PlannerAgent(planner, device)
+    agent.plan(obs)
+    agent.draw_on(env)
+    frames, terminated, truncated, steps = [env.render()], False, False, 0
+    budget = 2 * int(info["optimal_length"]) + 10
+    while not (terminated or truncated) and steps < budget:
+        obs, _, terminated, truncated, info = env.step(agent.act(obs))
+        frames.append(env.render())
+        steps += 1
+    frames += [frames[-1]] * 4  # linger on the last frame
+    iio.imwrite(path, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
+    env.close()
+    return {"gif": str(path), "steps": steps, "optimal_length": int(info["optimal_length"]), "success": terminated}
+
+
+def cmd_train(args) -> dict[str, Any]:
+    _, summary, _ = _train(args)
+    return summary
+
+
+def cmd_demo(args) -> dict[str, Any]:
+    planner, summary, data = _train(args)
+    summary["rollout"] = render_rollout(planner, data["test"], args.out / "rollout.gif", args.device, args.seed)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def cmd_eval(args) -> dict[str, Any]:
+    planner, extra = load_checkpoint(args.checkpoint, args.device)
+    data = load_maze_file(args.dataset, args.split)
+    if args.limit is not None:
+        data = data[: args.limit]
+    metrics = evaluate_planner(planner, data, device=args.device)
+    return {
+        "checkpoint": str(args.checkpoint),
+        "dataset": str(args.dataset),
+        "split": args.split,
+        "maps": len(data),
+        **{k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="idplan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="train and evaluate a small implicit planner, render a rollout GIF")
+    _add_planner_options(demo, planner="conv_gppn", epochs=8, n_train=2000)
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
+    demo.set_defaults(run=cmd_demo)
+    train = commands.add_parser("train", help="train a planner by imitation")
+    _add_planner_options(train, planner="vin", epochs=30, n_train=10_000)
+    train.add_argument("--out", type=Path, default=Path("runs/train"))
+    train.set_defaults(run=cmd_train)
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint on a dataset file")
+    evaluate.add_argument("checkpoint", type=Path)
+    evaluate.add_argument("--dataset", type=Path, required=True, help="ours or the community format")
+    evaluate.add_argument("--split", default="test", help="split of a community file (train, valid, test)")
+    evaluate.add_argument("--limit", type=int, default=None, help="evaluate on the first N maps only")
+    evaluate.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    evaluate.set_defaults(run=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"idplan {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    for key, value in result.items():
+        if not isinstance(value, dict):
+            print(f"{key}: {value}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The differentiable-planner pipeline shared by VIN, ConvGPPN, GPPN and SymVIN.
+
+map (and goal) ``[B, C, m, m]`` -> (optional mapper) -> reward map ``r`` -> fixed point of a
+Bellman-like step ``s = f(s, r; theta)`` (input injected, weights tied) -> policy logits
+``[B, A, m, m]`` for every cell and action.
+
+Two modes share every weight:
+
+- ``"implicit"`` (IDP): the fixed point is solved without a graph by :func:`~idplan.solvers.fixed_point`
+  (forward iteration, Anderson or Broyden, to a tolerance or an iteration cap) and differentiated
+  by the implicit adjoint (``K_bwd`` = 15 Anderson steps by default): backward cost independent of
+  the number of forward iterations.
+- ``"explicit"`` (ADP): ``iterations`` unrolled applications of ``f`` from the zero state,
+  differentiated by autograd through every one (the papers' VIN/GPPN).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..solvers import ImplicitAdjoint, NonConvergenceWarning, Solution, fixed_point
+
+MODES = ("implicit", "explicit")
+PADDINGS = ("zeros", "circular")
+State = Any  # a tensor [B, c, m, m] or a tuple of them
+
+
+@dataclass
+class PlanOutput:
+    """What a planner returns.
+
+    Attributes:
+        logits: ``[B, A, m, m]`` action logits for every cell.
+        values: ``[B, 1, m, m]`` the planner's value map (for overlays and inspection).
+        state: the fixed point (or last iterate) of the step.
+        solution: the implicit mode's :class:`~idplan.solvers.Solution` (forward stats; backward
+            stats after ``backward()``), ``None`` in explicit mode.
+        stats: forward iterations and relative residual of the last step (both modes).
+    """
+
+    logits: torch.Tensor
+    values: torch.Tensor
+    state: State
+    solution: Solution | None = None
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def backward_stats(self) -> dict[str, float]:
+        """Backward (adjoint) iterations and residual, once ``backward()`` has run (implicit mode)."""
+        if self.solution is None or self.solution.backward.linear is None:
+            return {}
+        linear = self.solution.backward.linear
+        return {
+            "backward_iterations": int(linear.steps),
+            "backward_rel_residual": float(linear.rel_residual.max()),
+            "backward_converged": float(linear.converged.float().mean()),
+        }
+
+
+def _flat_norm(state: State) -> torch.Tensor:
+    parts = state if isinstance(state, tuple) else (state,)
+    return torch.sqrt(sum(p.flatten(1).pow(2).sum(1) for p in parts))
+
+
+def _difference(a: State, b: State) -> State:
+    return tuple(x - y for x, y in zip(a, b)) if isinstance(a, tuple) else a - b
+
+
+class Planner(nn.Module):
+    """Base class: subclasses define :meth:`initial_state`, :meth:`step`, :meth:`policy_logits`
+    and :meth:`value_map` (and may override :meth:`encode`).
+
+    Args:
+        actions: number of actions ``A`` (4: N, W, S, E; 8 adds the diagonals).
+        in_channels: input channels ``C`` (2: obstacle map and goal map).
+        hidden: channels ``l_h`` of the 3x3 input encoder (paper: 150).
+        kernel_size: ``F`` of the step's convolutions (odd).
+        padding: ``"zeros"`` (mazes) or ``"circular"`` (maps on a torus).
+        mapper: optional module turning raw observations into the ``[B, C, m, m]`` map.
+        mode: ``"implicit"`` or ``"explicit"``.
+        iterations: explicit: the number of unrolled steps ``K``; implicit: the forward cap.
+        tol: implicit forward relative tolerance.
+        solver: implicit forward solver (``"forward"``, ``"anderson"``, ``"broyden"`` or an object).
+        backward_solver: implicit adjoint's linear solver (default Anderson).
+        backward_iterations: ``K_bwd`` (default 15).
+        backward_tol: adjoint relative tolerance.
+    """
+
+    def __init__(
+        self,
+        *,
+        actions: int = 4,
+        in_channels: int = 2,
+        hidden: int = 150,
+        kernel_size: int = 3,
+        padding: str = "zeros",
+        mapper: nn.Module | None = None,
+        mode: str = "implicit",
+        iterations: int = 80,
+        tol: float = 1e-4,
+        solver: Any = "forward",
+        backward_solver: Any = "anderson",
+        backward_iterations: int = 15,
+        backward_tol: float = 1e-4,
+    ):
+        super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}")
+        if actions < 1 or in_channels < 1 or hidden < 1:
+            raise ValueError(
+                f"actions, in_channels and hidden must be positive, got {actions}, {in_channels}, {hidden}"
+            )
+        self.actions, self.in_channels, self.hidden = actions, in_channels, hidden
+        self.kernel_size, self.padding = kernel_size, padding
+        self.mapper = mapper
+        self.mode = mode
+        self.iterations, self.tol, self.solver = iterations, tol, solver
+        self.adjoint = ImplicitAdjoint(
+            linear_solver=backward_solver, max_iter=backward_iterations, rtol=backward_tol, warn=False
+        )
+
+    # ------------------------------------------------------------------ hooks
+    def encode(self, maps: torch.Tensor) -> torch.Tensor:
+        """The reward map ``r`` ``[B, 1, m, m]`` from the input maps ``[B, C, m, m]``: a 3x3
+        convolution to ``hidden`` channels, then a 1x1 one (the papers' encoder)."""
+        return self.encoder(maps)
+
+    def initial_state(self, r: torch.Tensor) -> State:
+        raise NotImplementedError
+
+    def step(self, state: State, r: torch.Tensor) -> State:
+        """One application of the Bellman-like step ``f(s, r)``."""
+        raise NotImplementedError
+
+    def policy_logits(self, state: State, r: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def value_map(self, state: State, logits: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, m, m]`` value map for inspection (default: the best logit)."""
+        return logits.max(dim=1, keepdim=True).values
+
+    def default_encoder(self) -> nn.Module:
+        """The papers' encoder: ``[B, C, m, m]`` -> 3x3 conv to ``hidden`` -> 1x1 conv to ``r``."""
+        return nn.Sequential(self.conv(self.in_channels, self.hidden, 3), nn.Conv2d(self.hidden, 1, 1, bias=False))
+
+    def conv(self, c_in: int, c_out: int, kernel_size: int | None = None, bias: bool = True) -> nn.Conv2d:
+        """A 2D convolution with this planner's padding ("same" size)."""
+        k = self.kernel_size if kernel_size is None else kernel_size
+        return nn.Conv2d(c_in, c_out, k, padding=k // 2, padding_mode=self.padding, bias=bias)
+
+    # ------------------------------------------------------------------ pipeline
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {value!r}")
+        self._mode = value
+
+    def check_input(self, maps: torch.Tensor) -> None:
+        if maps.dim() != 4 or maps.shape[1] != self.in_channels or maps.shape[2] != maps.shape[3]:
+            raise ValueError(
+                f"{type(self).__name__} expects maps of shape [B, {self.in_channels}, m, m], got {tuple(maps.shape)}"
+            )
+
+    def forward(self, observation: torch.Tensor, mode: str | None = None) -> PlanOutput:
+        """Plan on a batch: ``observation`` is the ``[B, C, m, m]`` map (or the mapper's input)."""
+        maps = self.mapper(observation) if self.mapper is not None else observation
+        self.check_input(maps)
+        r = self.encode(maps)
+        mode = self.mode if mode is None else mode
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "explicit":
+            (state, stats), solution = self._unroll(r), None
+        else:
+            solution = self._solve(r)
+            state = solution.value
+            stats = {
+                "forward_iterations": int(solution.stats.steps),
+                "forward_rel_residual": float(solution.stats.rel_residual.max()),
+                "forward_converged": float(solution.stats.converged.float().mean()),
+            }
+        logits = self.policy_logits(state, r)
+        return PlanOutput(logits, self.value_map(state, logits), state, solution, stats)
+
+    def _unroll(self, r: torch.Tensor) -> tuple[State, dict[str, float]]:
+        state = previous = self.initial_state(r)
+        for _ in range(self.iterations):
+            previous, state = state, self.step(state, r)
+        with torch.no_grad():
+            rel = _flat_norm(_difference(state, previous)) / _flat_norm(state).clamp_min(1e-30)
+        return state, {"forward_iterations": self.iterations, "forward_rel_residual": float(rel.max())}
+
+    def _solve(self, r: torch.Tensor) -> Solution:
+        with warnings.catch_warnings():
+            # a capped forward budget is a choice, not an error: the outcome is in the stats
+            warnings.simplefilter("ignore", NonConvergenceWarning)
+            return fixed_point(
+                self.step,
+                self.initial_state(r),
+                r,
+                solver=self.solver,
+                adjoint=self.adjoint,
+                max_iter=self.iterations,
+                rtol=self.tol,
+                throw=False,
+            )

@@ -1,0 +1,56 @@
+"""A planner as an agent in a GridMaze loop: plans once per task, then reads actions off the plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .planner import Planner
+
+
+def observation_to_input(observation: dict[str, np.ndarray]) -> torch.Tensor:
+    """A GridMaze observation as the planner input ``[1, 2, m, m]`` (obstacles, goal)."""
+    return torch.from_numpy(np.stack([observation["map"], observation["goal"]]).astype(np.float32))[None]
+
+
+class PlannerAgent:
+    """Acts greedily with a planner on ``idplan/GridMaze-v0`` observations.
+
+    The plan (logits and value map of every cell) is computed once per map and goal and cached,
+    so an episode costs one planner call.
+
+    Args:
+        planner: a trained :class:`~idplan.agents.planner.Planner`.
+        device: where the planner runs.
+    """
+
+    def __init__(self, planner: Planner, device: str | torch.device = "cpu"):
+        self.planner = planner.to(device).eval()
+        self.device = torch.device(device)
+        self._key: bytes | None = None
+        self.logits: np.ndarray | None = None
+        self.values: np.ndarray | None = None
+
+    @torch.no_grad()
+    def plan(self, observation: dict[str, np.ndarray]) -> None:
+        """Plan for the observation's map and goal (no-op if already planned)."""
+        key = observation["map"].tobytes() + observation["goal"].tobytes()
+        if key == self._key:
+            return
+        out = self.planner(observation_to_input(observation).to(self.device))
+        self.logits = out.logits[0].cpu().numpy()
+        self.values = out.values[0, 0].cpu().numpy()
+        self._key = key
+
+    def act(self, observation: dict[str, np.ndarray]) -> int:
+        """The greedy action at the agent's position."""
+        self.plan(observation)
+        row, col = observation["position"]
+        return int(self.logits[:, row, col].argmax())
+
+    def draw_on(self, env) -> None:
+        """Overlay the current plan's value map and policy arrows on a GridMaze env's frames."""
+        if self.logits is None:
+            raise RuntimeError("PlannerAgent.draw_on: no plan yet (call act or plan first)")
+        free = env.unwrapped.free
+        env.unwrapped.set_overlay(values=np.where(free, self.values, np.nan), policy=self.logits)

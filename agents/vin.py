@@ -1,0 +1,45 @@
+"""Value iteration network (Tamar et al. 2016) as a fixed-point planner."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .planner import Planner
+
+
+class VIN(Planner):
+    """VIN: ``v' = max_a (W_r * r + W_v * v)_a`` over ``q_channels`` Q channels, ``F x F`` kernels.
+
+    The policy reads ``Q(v*)`` through a 1x1 convolution to the ``A`` action logits. The value map
+    is ``v*`` itself. Other arguments: see :class:`~idplan.agents.planner.Planner`.
+
+    Args:
+        q_channels: ``l_q`` (paper: 100).
+    """
+
+    def __init__(self, *, q_channels: int = 100, **kwargs):
+        super().__init__(**kwargs)
+        self.q_channels = q_channels
+        self.encoder = self.default_encoder()
+        self.q = self.conv(2, q_channels, bias=False)  # one convolution of [r, v]
+        self.policy = nn.Conv2d(q_channels, self.actions, 1, bias=False)
+        with torch.no_grad():  # start contractive: each Q channel's value kernel has L1 norm ~0.5
+            bound = 1.0 / self.kernel_size**2
+            self.q.weight[:, 1].uniform_(-bound, bound)
+
+    def initial_state(self, r: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(r)
+
+    def q_values(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """``[B, l_q, m, m]``."""
+        return self.q(torch.cat([r, v], dim=1))
+
+    def step(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return self.q_values(v, r).max(dim=1, keepdim=True).values
+
+    def policy_logits(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return self.policy(self.q_values(v, r))
+
+    def value_map(self, v: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return v

@@ -1,0 +1,64 @@
+"""Greedy rollouts of a per-cell policy on batches of maze maps, from every start cell at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .shortest_paths import check_maps, move_offsets
+
+
+def greedy_rollouts(
+    free: np.ndarray,
+    goals: np.ndarray,
+    actions: np.ndarray,
+    starts: np.ndarray,
+    moves: int = 4,
+    max_steps: int | None = None,
+) -> np.ndarray:
+    """Follow a deterministic per-cell policy from every start cell of every map, in parallel.
+
+    A move into an obstacle or off the map leaves the walker in place (as in ``GridMaze``).
+
+    Args:
+        free: ``[n, m, m]`` bool maps.
+        goals: ``[n, 2]`` goal cells.
+        actions: ``[n, m, m]`` integer action per cell (out-of-range actions count as staying).
+        starts: ``[n, m, m]`` bool, the cells to start from.
+        moves: 4 or 8.
+        max_steps: step budget (default ``m * m``: a deterministic walker that has not arrived
+            by then loops forever).
+
+    Returns:
+        ``[n, m, m]`` int32: steps to reach the goal from each start, -1 if it never arrives
+        (and -1 on cells that are not starts).
+    """
+    free = check_maps(free)
+    n, m, _ = free.shape
+    if actions.shape != free.shape or starts.shape != free.shape:
+        raise ValueError(
+            f"actions and starts must have the maps' shape {free.shape}, got {actions.shape}, {starts.shape}"
+        )
+    offsets = np.array(move_offsets(moves), dtype=np.int64)
+    budget = m * m if max_steps is None else max_steps
+    b, r, c = np.nonzero(starts)
+    steps = np.full(b.shape, -1, dtype=np.int32)
+    walking = (r != goals[b, 0]) | (c != goals[b, 1])
+    steps[~walking] = 0
+    idx = np.flatnonzero(walking)
+    rows, cols = r[idx], c[idx]
+    for t in range(1, budget + 1):
+        if idx.size == 0:
+            break
+        a = actions[b[idx], rows, cols].astype(np.int64)
+        valid = (a >= 0) & (a < moves)
+        nr = rows + np.where(valid, offsets[a.clip(0, moves - 1), 0], 0)
+        nc = cols + np.where(valid, offsets[a.clip(0, moves - 1), 1], 0)
+        inside = (nr >= 0) & (nr < m) & (nc >= 0) & (nc < m)
+        ok = inside & free[b[idx], nr.clip(0, m - 1), nc.clip(0, m - 1)]
+        rows, cols = np.where(ok, nr, rows), np.where(ok, nc, cols)
+        arrived = (rows == goals[b[idx], 0]) & (cols == goals[b[idx], 1])
+        steps[idx[arrived]] = t
+        idx, rows, cols = idx[~arrived], rows[~arrived], cols[~arrived]
+    out = np.full(free.shape, -1, dtype=np.int32)
+    out[b, r, c] = steps
+    return out

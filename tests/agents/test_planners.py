@@ -1,0 +1,90 @@
+"""Planners: shapes, fixed points, implicit vs explicit gradients, padding symmetry, bad input."""
+
+import pytest
+import torch
+
+from idplan.agents import PLANNERS, make_planner
+from idplan.agents.imitation import imitation_loss
+from idplan.envs.maze_dataset import MazeTorchDataset, generate_dataset
+
+SMALL = {"vin": {"q_channels": 8}, "conv_gppn": {"q_channels": 6}, "gppn": {"q_channels": 6}}
+
+
+def batch(n=3, size=7, seed=0):
+    data = generate_dataset(n, size, seed=seed, progress=False)
+    view = MazeTorchDataset(data)
+    return view.inputs, view.actions
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+@pytest.mark.parametrize("mode", ["implicit", "explicit"])
+def test_output_shapes_and_stats(name, mode):
+    torch.manual_seed(0)
+    planner = make_planner(name, mode=mode, hidden=8, iterations=40, **SMALL[name])
+    x, _ = batch()
+    out = planner(x)
+    assert out.logits.shape == (3, 4, 7, 7)
+    assert out.values.shape == (3, 1, 7, 7)
+    assert out.stats["forward_iterations"] >= 1 and out.stats["forward_rel_residual"] >= 0
+    assert (out.solution is None) == (mode == "explicit")
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_implicit_solution_is_a_fixed_point(name):
+    torch.manual_seed(0)
+    planner = make_planner(name, hidden=8, iterations=300, tol=1e-6, **SMALL[name]).double()
+    x, _ = batch()
+    x = x.double()
+    with torch.no_grad():
+        out = planner(x)
+        r = planner.encode(x)
+        again = planner.step(out.state, r)
+    assert out.stats["forward_converged"] == 1.0
+    parts = zip(again, out.state) if isinstance(again, tuple) else [(again, out.state)]
+    for new, old in parts:
+        rel = (new - old).flatten(1).norm(dim=1) / old.flatten(1).norm(dim=1)
+        assert float(rel.max()) <= 1e-6
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_implicit_gradients_match_explicit_run_to_convergence(name):
+    torch.manual_seed(0)
+    planner = make_planner(
+        name, hidden=8, iterations=400, tol=1e-12, backward_iterations=200, backward_tol=1e-12, **SMALL[name]
+    ).double()
+    x, actions = batch()
+    x = x.double()
+    grads = {}
+    for mode in ("implicit", "explicit"):
+        planner.zero_grad()
+        imitation_loss(planner(x, mode=mode).logits, actions).backward()
+        grads[mode] = [p.grad.clone() for p in planner.parameters()]
+    for g_imp, g_exp in zip(grads["implicit"], grads["explicit"]):
+        torch.testing.assert_close(g_imp, g_exp, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_circular_padding_commutes_with_cyclic_shifts(name):
+    torch.manual_seed(0)
+    planner = make_planner(name, hidden=8, padding="circular", iterations=200, tol=1e-8, **SMALL[name]).double()
+    x = torch.rand(2, 2, 9, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        shifted = planner(torch.roll(x, shifts=(2, -3), dims=(2, 3))).logits
+        expected = torch.roll(planner(x).logits, shifts=(2, -3), dims=(2, 3))
+    torch.testing.assert_close(shifted, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_bad_input_raises():
+    planner = make_planner("vin", hidden=8, q_channels=8)
+    with pytest.raises(ValueError, match=r"\[B, 2, m, m\]"):
+        planner(torch.zeros(1, 3, 7, 7))
+    with pytest.raises(ValueError, match=r"\[B, 2, m, m\]"):
+        planner(torch.zeros(2, 7, 7))
+    with pytest.raises(ValueError, match="unknown planner"):
+        make_planner("transformer")
+    with pytest.raises(ValueError, match="mode"):
+        make_planner("vin", mode="both")
+    with pytest.raises(ValueError, match="padding"):
+        make_planner("vin", padding="reflect")
+    with pytest.raises(ValueError, match="kernel_size"):
+        make_planner("vin", kernel_size=4)

@@ -1,0 +1,115 @@
+"""Imitation training, evaluation metrics, checkpoints, the Gymnasium agent and the ``idplan`` CLI."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from idplan.agents import make_planner
+from idplan.agents.checkpoint import build_planner, load_checkpoint, planner_config, save_checkpoint
+from idplan.agents.cli import main as idplan_main
+from idplan.agents.evaluation import evaluate_planner, rollout_metrics
+from idplan.agents.imitation import TrainConfig, train_planner
+from idplan.agents.planner_agent import PlannerAgent
+from idplan.envs.grid_maze import GridMazeEnv
+from idplan.envs.maze_dataset import generate_splits
+
+COMMUNITY_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "diffplan_m15_4abs-cc_10k.npz"
+TINY = {"hidden": 16, "q_channels": 16, "iterations": 60}
+
+
+def test_rollout_metrics_of_the_expert_and_of_a_bad_policy():
+    data = generate_splits(9, 40, 5, 5, seed=0, progress=False)["train"]
+    expert = rollout_metrics(data, data.actions)
+    assert expert["optimal"] == expert["success"] == expert["spl"] == expert["accuracy"] == 1.0
+    stay_north = np.zeros_like(data.actions)  # always North: only cells straight below the goal succeed
+    bad = rollout_metrics(data, stay_north)
+    assert bad["success"] < 0.3 and bad["optimal"] == bad["success"]
+
+
+def test_tiny_training_run_learns_to_navigate(tmp_path):
+    """The SB3 'identity test' idea: a small planner on small mazes must learn, quickly."""
+    splits = generate_splits(7, 300, 50, 50, seed=0, progress=False)
+    torch.manual_seed(0)
+    planner = make_planner("vin", **TINY)
+    before = evaluate_planner(planner, splits["test"])
+    history = train_planner(
+        planner,
+        splits["train"],
+        splits["valid"],
+        TrainConfig(epochs=12, batch_size=16, lr=3e-3),
+        tmp_path,
+        progress=False,
+    )
+    after = evaluate_planner(planner, splits["test"])
+    assert history[-1]["loss"] < 0.6 * history[0]["loss"]
+    assert after["success"] >= 0.75 and after["success"] > before["success"] + 0.3
+    assert (tmp_path / "metrics.csv").exists() and len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 12
+    assert "backward_iterations" in history[0] and "valid_spl" in history[0]
+
+
+def test_training_is_deterministic_for_a_seed():
+    splits = generate_splits(7, 64, 8, 8, seed=1, progress=False)
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        planner = make_planner("vin", **TINY)
+        history = train_planner(planner, splits["train"], None, TrainConfig(epochs=1, batch_size=16), progress=False)
+        losses.append(history[0]["loss"])
+    assert losses[0] == losses[1]
+
+
+def test_checkpoint_round_trip_and_foreign_files(tmp_path):
+    config = planner_config("conv_gppn", hidden=8, q_channels=6, mode="explicit", iterations=20)
+    planner = build_planner(config)
+    save_checkpoint(tmp_path / "c.pt", planner, config, note="hello")
+    loaded, extra = load_checkpoint(tmp_path / "c.pt")
+    assert extra == {"note": "hello"} and loaded.mode == "explicit"
+    x = torch.rand(2, 2, 7, 7)
+    torch.testing.assert_close(loaded(x).logits, planner(x).logits)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="not a readable idplan checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an idplan planner checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="plain values"):
+        planner_config("vin", solver=object())
+
+
+def test_planner_agent_acts_in_the_env_and_draws_its_plan():
+    torch.manual_seed(0)
+    agent = PlannerAgent(make_planner("vin", **TINY))
+    env = GridMazeEnv(size=9, render_mode="rgb_array")
+    obs, _ = env.reset(seed=0)
+    plain = env.render()
+    for _ in range(5):
+        action = agent.act(obs)
+        assert 0 <= action < 4
+        obs, *_ = env.step(action)
+    agent.draw_on(env)
+    assert not np.array_equal(env.render()[..., :], plain)
+
+
+def test_cli_train_then_eval_on_the_community_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = idplan_main(
+        ["train", "--planner", "vin", "--size", "7", "--n-train", "64", "--n-valid", "8", "--n-test", "8",
+         "--epochs", "1", "--q-channels", "8", "--iterations", "30", "--quiet", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert Path(summary["checkpoint"]).exists() and 0.0 <= summary["test"]["success"] <= 1.0
+    if not COMMUNITY_FILE.exists():
+        pytest.skip("community file not present")
+    code = idplan_main(["eval", summary["checkpoint"], "--dataset", str(COMMUNITY_FILE), "--limit", "10"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["maps"] == 10 and 0.0 <= result["optimal"] <= result["success"] <= 1.0
+
+
+def test_cli_reports_bad_input(tmp_path, capsys):
+    code = idplan_main(["eval", str(tmp_path / "missing.pt"), "--dataset", str(tmp_path / "none.npz")])
+    assert code == 2 and "error" in capsys.readouterr().err
