@@ -4,16 +4,17 @@ from typing import Any
 
 from .gppn import GPPN, ConvGPPN
 from .planner import MODES, Planner, PlanOutput
+from .sym_vin import SymVIN
 from .vin import VIN
 
-PLANNERS: dict[str, type[Planner]] = {"vin": VIN, "conv_gppn": ConvGPPN, "gppn": GPPN}
+PLANNERS: dict[str, type[Planner]] = {"vin": VIN, "sym_vin": SymVIN, "conv_gppn": ConvGPPN, "gppn": GPPN}
 
 
 def make_planner(name: str, **kwargs: Any) -> Planner:
-    """Build a planner by name (``"vin"``, ``"conv_gppn"``, ``"gppn"``) with its keyword options."""
+    """Build a planner by name (``"vin"``, ``"sym_vin"``, ``"conv_gppn"``, ``"gppn"``) with its keyword options."""
     if name not in PLANNERS:
         raise ValueError(f"unknown planner {name!r}; choose one of {sorted(PLANNERS)}")
     return PLANNERS[name](**kwargs)
 
 
-__all__ = ["PLANNERS", "MODES", "Planner", "PlanOutput", "VIN", "ConvGPPN", "GPPN", "make_planner"]
+__all__ = ["PLANNERS", "MODES", "Planner", "PlanOutput", "VIN", "SymVIN", "ConvGPPN", "GPPN", "make_planner"]

@@ -29,7 +29,7 @@ from .planner import Planner
 from .planner_agent import PlannerAgent
 
 
-def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, n_train: int) -> None:
+def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, n_train: int, lr: float) -> None:
     p.add_argument("--planner", choices=sorted(PLANNERS), default=planner)
     p.add_argument("--mode", choices=MODES, default="implicit")
     p.add_argument("--size", type=int, default=15, help="map size of generated datasets")
@@ -45,7 +45,7 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     p.add_argument("--kernel-size", type=int, default=3)
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -100,7 +100,9 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
 
 
 def render_rollout(planner: Planner, data: MazeDataset, path: Path, device: str, seed: int = 0) -> dict[str, Any]:
-    """Play the planner on a test maze from its farthest start cell and write a GIF with the value overlay."""
+    """Play the planner on the first test maze from its farthest start cell and write a GIF with
+    the value overlay. The rollout stops at the goal, or when the greedy policy revisits a cell (a
+    deterministic policy then loops for ever)."""
     import gymnasium as gym
 
     from ..envs import grid_maze  # noqa: F401  (registers the env)
@@ -109,7 +111,7 @@ def render_rollout(planner: Planner, data: MazeDataset, path: Path, device: str,
         import imageio.v3 as iio
     except ImportError as error:
         raise SystemExit('writing the GIF needs imageio: pip install "idplan[render]"') from error
-    task = int(np.argmax(data.distances.reshape(len(data), -1).max(axis=1)))  # the hardest maze
+    task = 0
     start = np.unravel_index(int(data.distances[task].argmax()), data.distances[task].shape)
     env = gym.make("idplan/GridMaze-v0", size=data.size, moves=data.moves, render_mode="rgb_array")
     options = {"map": (~data.free[task]).astype(np.int8), "goal": tuple(data.goals[task]), "start": start}
@@ -118,15 +120,24 @@ def render_rollout(planner: Planner, data: MazeDataset, path: Path, device: str,
     agent.plan(obs)
     agent.draw_on(env)
     frames, terminated, truncated, steps = [env.render()], False, False, 0
-    budget = 2 * int(info["optimal_length"]) + 10
-    while not (terminated or truncated) and steps < budget:
+    visited = {tuple(obs["position"])}
+    while not (terminated or truncated):
         obs, _, terminated, truncated, info = env.step(agent.act(obs))
         frames.append(env.render())
         steps += 1
+        position = tuple(obs["position"])
+        if position in visited and not terminated:
+            break  # stuck or looping
+        visited.add(position)
     frames += [frames[-1]] * 4  # linger on the last frame
     iio.imwrite(path, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
     env.close()
-    return {"gif": str(path), "steps": steps, "optimal_length": int(info["optimal_length"]), "success": terminated}
+    return {
+        "gif": str(path),
+        "steps": steps,
+        "optimal_length": int(info["optimal_length"]),
+        "success": bool(terminated),
+    }
 
 
 def cmd_train(args) -> dict[str, Any]:
@@ -162,11 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="train and evaluate a small implicit planner, render a rollout GIF")
-    _add_planner_options(demo, planner="conv_gppn", epochs=8, n_train=2000)
+    _add_planner_options(demo, planner="conv_gppn", epochs=6, n_train=2000, lr=2e-3)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
     demo.set_defaults(run=cmd_demo)
     train = commands.add_parser("train", help="train a planner by imitation")
-    _add_planner_options(train, planner="vin", epochs=30, n_train=10_000)
+    _add_planner_options(train, planner="vin", epochs=30, n_train=10_000, lr=1e-3)
     train.add_argument("--out", type=Path, default=Path("runs/train"))
     train.set_defaults(run=cmd_train)
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint on a dataset file")

@@ -99,10 +99,10 @@ class MazeRenderer:
         pg.surfarray.blit_array(self.surface, pixels.transpose(1, 0, 2))
 
         c = self.cell
-        goal_rect = pg.Rect(goal[1] * c + c // 6, goal[0] * c + c // 6, c - 2 * (c // 6), c - 2 * (c // 6))
-        pg.draw.rect(self.surface, GOAL, goal_rect)
         if policy is not None:
             self._draw_policy(np.asarray(policy), free, moves)
+        goal_rect = pg.Rect(goal[1] * c + c // 6, goal[0] * c + c // 6, c - 2 * (c // 6), c - 2 * (c // 6))
+        pg.draw.rect(self.surface, GOAL, goal_rect)  # on top of any arrow
         if len(trail) > 1:
             pg.draw.lines(self.surface, TRAIL, False, [self._centre(*p) for p in trail], max(1, c // 8))
         pg.draw.circle(self.surface, AGENT, self._centre(*position), max(2, c // 3))

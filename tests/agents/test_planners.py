@@ -7,7 +7,12 @@ from idplan.agents import PLANNERS, make_planner
 from idplan.agents.imitation import imitation_loss
 from idplan.envs.maze_dataset import MazeTorchDataset, generate_dataset
 
-SMALL = {"vin": {"q_channels": 8}, "conv_gppn": {"q_channels": 6}, "gppn": {"q_channels": 6}}
+SMALL = {
+    "vin": {"q_channels": 8},
+    "sym_vin": {"q_channels": 2},
+    "conv_gppn": {"q_channels": 6},
+    "gppn": {"q_channels": 6},
+}
 
 
 def batch(n=3, size=7, seed=0):
