@@ -37,9 +37,10 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     p.add_argument("--n-train", type=int, default=n_train)
     p.add_argument("--n-valid", type=int, default=200)
     p.add_argument("--n-test", type=int, default=500)
-    p.add_argument("--iterations", type=int, default=80, help="explicit: unrolled steps K; implicit: forward cap")
+    p.add_argument("--iterations", type=int, default=100, help="explicit: unrolled steps K; implicit: forward cap")
     p.add_argument("--tol", type=float, default=1e-4, help="implicit forward relative tolerance")
     p.add_argument("--solver", default="forward", help="implicit forward solver: forward, anderson, broyden")
+    p.add_argument("--backward-solver", default="gmres", help="implicit adjoint solver: gmres, anderson, forward, ...")
     p.add_argument("--backward-iterations", type=int, default=15)
     p.add_argument("--q-channels", type=int, default=None, help="Q / hidden channels (default: the planner's)")
     p.add_argument("--kernel-size", type=int, default=3)
@@ -65,6 +66,7 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
         iterations=args.iterations,
         tol=args.tol,
         solver=args.solver,
+        backward_solver=args.backward_solver,
         backward_iterations=args.backward_iterations,
         kernel_size=args.kernel_size,
     )

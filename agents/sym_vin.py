@@ -7,6 +7,7 @@ import torch
 
 from .group_conv import GroupConv, LiftingConv, group_elements
 from .planner import Planner
+from .vin import max_over_channels
 
 
 class SymVIN(Planner):
@@ -53,7 +54,7 @@ class SymVIN(Planner):
     def step(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         q = self.q(torch.cat([r, v], dim=1))
         b, _, height, width = q.shape
-        return q.view(b, self.q_channels, self.order, height, width).max(dim=1).values
+        return max_over_channels(q.view(b, self.q_channels, self.order, height, width), dim=1).squeeze(1)
 
     def policy_logits(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         field = self.policy(self.q(torch.cat([r, v], dim=1)))  # [B, |G|, m, m]

@@ -8,6 +8,14 @@ from torch import nn
 from .planner import Planner
 
 
+def max_over_channels(q: torch.Tensor, dim: int) -> torch.Tensor:
+    """``max`` over ``dim`` (kept). Without autograd, ``amax`` (about 10x faster on CPU than ``max``,
+    which also finds the indices); with autograd, ``max``, whose backward saves only the indices."""
+    if torch.is_grad_enabled() and q.requires_grad:
+        return q.max(dim=dim, keepdim=True).values
+    return q.amax(dim=dim, keepdim=True)
+
+
 class VIN(Planner):
     """VIN: ``v' = max_a (W_r * r + W_v * v)_a`` over ``q_channels`` Q channels, ``F x F`` kernels.
 
@@ -36,7 +44,7 @@ class VIN(Planner):
         return self.q(torch.cat([r, v], dim=1))
 
     def step(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        return self.q_values(v, r).max(dim=1, keepdim=True).values
+        return max_over_channels(self.q_values(v, r), dim=1)
 
     def policy_logits(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         return self.policy(self.q_values(v, r))

@@ -24,14 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import time
 import warnings
 
 import torch
 import torch.nn.functional as F
+from _child import measure_training_step, run_in_child
 
 from idplan.envs.grid_bellman import grid_bellman_operator
 from idplan.solvers import Anderson, Broyden, ForwardIteration, ImplicitAdjoint, NonConvergenceWarning, fixed_point
@@ -92,8 +90,6 @@ def random_grids(batch: int, m: int, obstacle_rate: float, seed: int):
 def run_child(cfg: dict) -> dict:
     torch.manual_seed(0)
     device = torch.device(cfg["device"])
-    import psutil
-
     b, m = cfg["batch"], cfg["size"]
     g = torch.Generator().manual_seed(1)
     if cfg["step"] == "vin":
@@ -108,62 +104,23 @@ def run_child(cfg: dict) -> dict:
     # a fixed backward budget (K_bwd = 15, as in the paper): the same work whatever K
     adjoint = ImplicitAdjoint(max_iter=15, rtol=1e-30, atol=1e-30) if cfg["adjoint"] == "implicit" else "unrolled"
 
-    def training_step(k: int):
-        t0 = time.perf_counter()
+    def forward_loss(k: int) -> torch.Tensor:
         sol = fixed_point(
             step, z0, inp, solver=ForwardIteration(), adjoint=adjoint, max_iter=k, rtol=1e-30, atol=1e-30, throw=False
         )
-        loss = F.mse_loss(sol.value, target)
-        sync(device)
-        t1 = time.perf_counter()
-        loss.backward()
-        sync(device)
-        t2 = time.perf_counter()
-        return t1 - t0, t2 - t1, sol
+        solutions.append(sol)
+        return F.mse_loss(sol.value, target)
 
-    process = psutil.Process()
-    training_step(2)  # warm-up (kernels, allocator); small, so it does not set the peak
-    step.zero_grad()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-    rss_before = process.memory_info().rss
-    fwd, bwd, sol = training_step(cfg["k"])
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device) - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
-    times = [(fwd, bwd)]
-    for _ in range(cfg["repeats"] - 1):
-        step.zero_grad()
-        times.append(training_step(cfg["k"])[:2])
-    fwd = sorted(t[0] for t in times)[len(times) // 2]
-    bwd = sorted(t[1] for t in times)[len(times) // 2]
+    solutions = []
+    forward_loss(2).backward()  # warm-up (kernels, allocator); small, so it does not set the peak
+    result = measure_training_step(lambda: forward_loss(cfg["k"]), step.zero_grad, device, cfg["repeats"])
+    sol = solutions[-1]
     bwd_iters = int(sol.backward.iterations.max()) if sol.backward.linear is not None else cfg["k"]
-    return {
-        **cfg,
-        "forward_s": fwd,
-        "backward_s": bwd,
-        "peak_mb": max(peak, 0) / 2**20,
-        "backward_iterations": bwd_iters,
-    }
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return {**cfg, **result, "backward_iterations": bwd_iters}
 
 
 def child_process(cfg: dict) -> dict:
-    # a fixed mmap threshold makes glibc return every freed block >= 64 KiB to the OS, so the child's
-    # peak RSS tracks its live tensors (with the default dynamic threshold, freed blocks stay resident)
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(cfg)], capture_output=True, text=True, check=False, env=env
-    )
-    if out.returncode != 0:
-        return {**cfg, "error": (out.stderr.strip().splitlines() or ["killed"])[-1]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_in_child(__file__, cfg)
 
 
 def part_backward(args) -> dict:
