@@ -40,7 +40,9 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     p.add_argument("--iterations", type=int, default=100, help="explicit: unrolled steps K; implicit: forward cap")
     p.add_argument("--tol", type=float, default=1e-4, help="implicit forward relative tolerance")
     p.add_argument("--solver", default="forward", help="implicit forward solver: forward, anderson, broyden")
-    p.add_argument("--backward-solver", default="gmres", help="implicit adjoint solver: gmres, anderson, forward, ...")
+    p.add_argument(
+        "--backward-solver", default=None, help="implicit adjoint solver: gmres, anderson, ... (default: the planner's)"
+    )
     p.add_argument("--backward-iterations", type=int, default=15)
     p.add_argument("--q-channels", type=int, default=None, help="Q / hidden channels (default: the planner's)")
     p.add_argument("--kernel-size", type=int, default=3)

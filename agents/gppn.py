@@ -19,6 +19,8 @@ class ConvGPPN(Planner):
         q_channels: hidden channels ``l_q`` of the recurrent state (paper: 40).
     """
 
+    default_backward_solver = "anderson"  # see Planner: a truncated adjoint trains these better
+
     def __init__(self, *, q_channels: int = 40, **kwargs):
         super().__init__(**kwargs)
         self.q_channels = q_channels
@@ -50,6 +52,8 @@ class GPPN(Planner):
     Args:
         q_channels: LSTM width ``l_q`` (paper: 40).
     """
+
+    default_backward_solver = "anderson"
 
     def __init__(self, *, q_channels: int = 40, **kwargs):
         super().__init__(**kwargs)

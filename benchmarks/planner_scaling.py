@@ -60,6 +60,7 @@ def training_step(cfg: dict, device: torch.device):
         iterations=300 if tol_mode else cfg["k"],
         tol=1e-3 if tol_mode else 1e-30,  # fixed K: never stop early
         solver="anderson" if tol_mode else "forward",
+        backward_solver="anderson",  # the paper's setting
         backward_iterations=15,
         backward_tol=1e-30,  # fixed K_bwd = 15
         **PLANNERS[cfg["planner"]],
