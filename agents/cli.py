@@ -4,6 +4,7 @@
     idplan train --planner vin --mode implicit --size 15 --epochs 30 --out runs/vin15
     idplan train --dataset ../shared/data/diffplan_m15_4abs-cc_10k.npz --planner conv_gppn --out runs/cc
     idplan eval runs/vin15/checkpoint.pt --dataset ../shared/data/diffplan_m15_4abs-cc_10k.npz
+    idplan eval runs/demo/checkpoint.pt --size 27 --n 500     # generalisation to larger generated mazes
 
 Every command ends its standard output with one JSON line of its results.
 """
@@ -158,13 +159,21 @@ def cmd_demo(args) -> dict[str, Any]:
 
 def cmd_eval(args) -> dict[str, Any]:
     planner, extra = load_checkpoint(args.checkpoint, args.device)
-    data = load_maze_file(args.dataset, args.split)
+    if (args.dataset is None) == (args.size is None):
+        raise ValueError("give either --dataset FILE or --size N (generated test mazes)")
+    if args.dataset is not None:
+        data = load_maze_file(args.dataset, args.split)
+        source = str(args.dataset)
+    else:
+        # seeded apart from the default training seeds, so these mazes are new
+        data = generate_splits(args.size, 1, 1, args.n, seed=args.seed + 10_000, progress=False)["test"]
+        source = f"{args.n} generated {args.size}x{args.size} mazes (seed {args.seed + 10_000})"
     if args.limit is not None:
         data = data[: args.limit]
     metrics = evaluate_planner(planner, data, device=args.device)
     return {
         "checkpoint": str(args.checkpoint),
-        "dataset": str(args.dataset),
+        "dataset": source,
         "split": args.split,
         "maps": len(data),
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
@@ -186,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint on a dataset file")
     evaluate.add_argument("checkpoint", type=Path)
-    evaluate.add_argument("--dataset", type=Path, required=True, help="ours or the community format")
+    evaluate.add_argument("--dataset", type=Path, help="ours or the community format")
+    evaluate.add_argument("--size", type=int, help="instead of --dataset: evaluate on generated mazes of this size")
+    evaluate.add_argument("--n", type=int, default=500, help="number of generated mazes (with --size)")
+    evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--split", default="test", help="split of a community file (train, valid, test)")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate on the first N maps only")
     evaluate.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -102,6 +102,11 @@ def test_cli_train_then_eval_on_the_community_file(tmp_path, capsys):
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert Path(summary["checkpoint"]).exists() and 0.0 <= summary["test"]["success"] <= 1.0
+    assert idplan_main(["eval", summary["checkpoint"], "--size", "9", "--n", "4"]) == 0  # generalisation path
+    generated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert generated["maps"] == 4 and "9x9" in generated["dataset"]
+    assert idplan_main(["eval", summary["checkpoint"]]) == 2  # neither --dataset nor --size
+    assert "either --dataset" in capsys.readouterr().err
     if not COMMUNITY_FILE.exists():
         pytest.skip("community file not present")
     code = idplan_main(["eval", summary["checkpoint"], "--dataset", str(COMMUNITY_FILE), "--limit", "10"])
