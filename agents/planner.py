@@ -91,15 +91,16 @@ class Planner(nn.Module):
         backward_tol: adjoint relative tolerance.
 
     The implicit defaults for VIN and SymVIN (forward iteration to 1e-4, at most 100 steps; GMRES
-    adjoint with K_bwd = 15) were chosen with ``benchmarks/gradient_quality.py``: on a trained VIN they give a
-    gradient with cosine 0.9996 to the exact one, where an Anderson adjoint with the same K_bwd
-    gives 0.998 and the authors' DE-VIN settings 0.78. Anderson as the *forward* solver reaches
-    the tolerance in 3-4x fewer steps, but in training it also finds fixed points of maps that
-    have stopped contracting, and with the exact (GMRES) adjoint this drove a VIN to diverge at
-    lr 3e-3; forward iteration only converges while the learned map contracts. ConvGPPN and GPPN
-    default to an Anderson adjoint: their learned recurrent maps often stop contracting, and there
-    the truncated Anderson adjoint trained better than GMRES's near-exact one (``idplan demo``:
-    77% vs 48% test success).
+    adjoint with K_bwd = 15) were chosen with ``benchmarks/gradient_quality.py``: on the trained
+    VINs measured, their gradient has cosine 0.9996-0.999998 to the exact one, where an Anderson
+    adjoint with the same K_bwd gave 0.998-1.0 and the authors' DE-VIN settings 0.78-0.9999,
+    depending on how well conditioned the trained map is. Anderson as the *forward* solver
+    reaches the tolerance in 3-4x fewer steps, but in training it also finds fixed points of maps
+    that have stopped contracting, and with the exact (GMRES) adjoint this drove a VIN to diverge
+    at lr 3e-3; forward iteration only converges while the learned map contracts. ConvGPPN and
+    GPPN default to an Anderson adjoint: their learned recurrent maps often stop contracting, and
+    there the truncated Anderson adjoint trained better than GMRES's near-exact one
+    (``idplan demo``: 58% vs 48% test success with otherwise equal settings).
     """
 
     default_backward_solver = "gmres"

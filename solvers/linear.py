@@ -114,9 +114,13 @@ class GMRES:
                 rhs = torch.zeros(batch, j + 2, dtype=v.dtype, device=v.device)
                 rhs[:, 0] = beta
                 normal = torch.bmm(h_j.transpose(1, 2), h_j)
-                ridge = 1e-14 * torch.diagonal(normal, dim1=1, dim2=2).sum(1).clamp_min(torch.finfo(v.dtype).tiny)
+                # a ridge at the dtype's precision keeps the least-squares solve defined after a
+                # (lucky) breakdown; a sample whose system is all zeros (v = 0) takes no step
+                eps = torch.finfo(v.dtype).eps
+                ridge = eps * torch.diagonal(normal, dim1=1, dim2=2).sum(1)
                 normal = normal + ridge[:, None, None] * torch.eye(j + 1, dtype=v.dtype, device=v.device)
-                y = torch.linalg.solve(normal, torch.bmm(h_j.transpose(1, 2), rhs[:, :, None])).squeeze(-1)
+                y, info = torch.linalg.solve_ex(normal, torch.bmm(h_j.transpose(1, 2), rhs[:, :, None]))
+                y = torch.where((info == 0)[:, None], y.squeeze(-1), 0.0)
                 q_j = torch.stack(basis[: j + 1], dim=2)  # [B, N, j+1]
                 q_j1 = torch.stack(basis[: j + 2], dim=2)
                 w_new = w_start + torch.bmm(q_j, y[:, :, None]).squeeze(-1)

@@ -269,3 +269,18 @@ def test_root_find_kepler_learns_eccentricity():
         opt.step()
     e_true = (target - m) / torch.sin(target)
     torch.testing.assert_close(e.detach(), e_true, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gmres_adjoint_with_a_sample_that_receives_no_gradient(dtype):
+    """A sample whose dL/dz* is zero gives GMRES an all-zero least-squares system: it must take
+    no step (zero gradient), not fail on a singular matrix (seen in float32 training)."""
+    problem = problems.linear(batch=3)
+    a, b = (p.detach().to(dtype).requires_grad_() for p in problem.params)
+    sol = fixed_point(
+        problem.fn, problem.z0().to(dtype), (a, b), rtol=1e-6, adjoint=ImplicitAdjoint(linear_solver="gmres", rtol=1e-5)
+    )
+    sol.value[:2].sum().backward()  # sample 2 does not enter the loss
+    assert torch.equal(b.grad[2], torch.zeros_like(b.grad[2])) and torch.equal(a.grad[2], torch.zeros_like(a.grad[2]))
+    want = torch.linalg.solve(torch.eye(4, dtype=dtype) - a[:2].detach().transpose(1, 2), torch.ones(2, 4, dtype=dtype))
+    torch.testing.assert_close(b.grad[:2], want, rtol=1e-4, atol=1e-5)
