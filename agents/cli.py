@@ -25,7 +25,7 @@ from ..envs.maze_dataset import MazeDataset, generate_splits, load_maze_file
 from . import MODES, PLANNERS
 from .checkpoint import build_planner, load_checkpoint, planner_config, save_checkpoint
 from .evaluation import evaluate_planner
-from .imitation import TrainConfig, train_planner
+from .imitation import TrainConfig, TrainingDiverged, train_planner
 from .planner import Planner
 from .planner_agent import PlannerAgent
 
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, TrainingDiverged) as error:
         print(f"idplan {args.command}: error: {error}", file=sys.stderr)
         return 2
     for key, value in result.items():

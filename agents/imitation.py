@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: epochs, batch_size, lr and grad_clip must be positive, got {self}")
 
 
+class TrainingDiverged(RuntimeError):
+    """Training stopped: most steps of an epoch had a diverged fixed point or a non-finite loss."""
+
+
 def imitation_loss(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over labelled cells (``actions`` is -100 elsewhere)."""
     return F.cross_entropy(logits, actions, ignore_index=-100)
@@ -56,6 +61,9 @@ def train_planner(
 
     With ``log_dir``, the metrics also go to ``metrics.csv`` and ``metrics.jsonl`` there, as
     each epoch ends. Deterministic for a given ``config.seed`` (data order and initial state).
+    A step whose fixed point diverged, or whose loss or gradient is not finite, is skipped (and
+    counted in ``skipped_steps``); if more than half of an epoch's steps are skipped,
+    :class:`TrainingDiverged` is raised rather than training on garbage.
     """
     device = torch.device(config.device)
     planner.to(device)
@@ -73,7 +81,7 @@ def train_planner(
         planner.train()
         start = time.perf_counter()
         sums: dict[str, float] = {}
-        batches = 0
+        batches = skipped = 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
         for batch in bar:
             inputs, actions = batch["input"].to(device), batch["action"].to(device)
@@ -81,9 +89,18 @@ def train_planner(
             loss = imitation_loss(out.logits, actions)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(planner.parameters(), config.grad_clip)
-            optimizer.step()
+            grad_norm = torch.nn.utils.clip_grad_norm_(planner.parameters(), config.grad_clip)
             loss_value = float(loss.detach())
+            # a fixed point that blew up (diverged or non-finite samples), or a non-finite loss or
+            # gradient, would train on garbage: skip the update and count it
+            if (
+                out.stats.get("forward_failed", 0.0) > 0
+                or not math.isfinite(loss_value)
+                or not bool(grad_norm.isfinite())
+            ):
+                skipped += 1
+            else:
+                optimizer.step()
             labelled = actions != -100
             correct = (out.logits.argmax(1) == actions)[labelled].float().mean()
             step_stats = {"loss": loss_value, "train_accuracy": float(correct), **out.stats, **out.backward_stats()}
@@ -91,8 +108,15 @@ def train_planner(
                 sums[k] = sums.get(k, 0.0) + v
             batches += 1
             bar.set_postfix(loss=f"{loss_value:.3f}")
-        row = {"epoch": epoch, **{k: v / batches for k, v in sums.items()}}
+        row = {"epoch": epoch, **{k: v / batches for k, v in sums.items()}, "skipped_steps": skipped}
         row["train_seconds"] = time.perf_counter() - start
+        if skipped > batches // 2:
+            raise TrainingDiverged(
+                f"epoch {epoch}: {skipped} of {batches} steps skipped because the planner's fixed point diverged "
+                f"(forward relative residual {row.get('forward_rel_residual', float('nan')):.3g}) or the loss or "
+                f"gradient was not finite; the learned step has stopped contracting: lower the learning rate "
+                f"(now {config.lr:g}) or use explicit mode"
+            )
         if valid is not None:
             metrics = evaluate_planner(planner, valid, device=device)
             row.update({f"valid_{k}": v for k, v in metrics.items()})
@@ -115,4 +139,4 @@ def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
         writer.writerows(rows)
 
 
-__all__ = ["TrainConfig", "train_planner", "imitation_loss"]
+__all__ = ["TrainConfig", "TrainingDiverged", "train_planner", "imitation_loss"]

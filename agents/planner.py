@@ -206,6 +206,7 @@ class Planner(nn.Module):
                 "forward_iterations": int(solution.stats.steps),
                 "forward_rel_residual": float(solution.stats.rel_residual.max()),
                 "forward_converged": float(solution.stats.converged.float().mean()),
+                "forward_failed": float((solution.stats.diverged | solution.stats.nonfinite).float().mean()),
             }
         logits = self.policy_logits(state, r)
         return PlanOutput(logits, self.value_map(state, logits), state, solution, stats)

@@ -11,7 +11,7 @@ from idplan.agents import make_planner
 from idplan.agents.checkpoint import build_planner, load_checkpoint, planner_config, save_checkpoint
 from idplan.agents.cli import main as idplan_main
 from idplan.agents.evaluation import evaluate_planner, rollout_metrics
-from idplan.agents.imitation import TrainConfig, train_planner
+from idplan.agents.imitation import TrainConfig, TrainingDiverged, train_planner
 from idplan.agents.planner_agent import PlannerAgent
 from idplan.envs.grid_maze import GridMazeEnv
 from idplan.envs.maze_dataset import generate_splits
@@ -59,6 +59,16 @@ def test_training_is_deterministic_for_a_seed():
         history = train_planner(planner, splits["train"], None, TrainConfig(epochs=1, batch_size=16), progress=False)
         losses.append(history[0]["loss"])
     assert losses[0] == losses[1]
+
+
+def test_training_stops_with_a_clear_error_when_the_fixed_point_blows_up():
+    """An absurd learning rate makes the learned step expansive: the solve diverges, updates are
+    skipped and training stops, instead of silently fitting garbage."""
+    splits = generate_splits(7, 128, 8, 8, seed=0, progress=False)
+    torch.manual_seed(0)
+    planner = make_planner("vin", **TINY)
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        train_planner(planner, splits["train"], None, TrainConfig(epochs=3, batch_size=16, lr=1.0), progress=False)
 
 
 def test_checkpoint_round_trip_and_foreign_files(tmp_path):
