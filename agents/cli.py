@@ -82,18 +82,38 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device
     )
-    start = time.perf_counter()
-    history = train_planner(planner, data["train"], data["valid"], train_config, args.out, progress=not args.quiet)
-    train_seconds = time.perf_counter() - start
-    test = evaluate_planner(planner, data["test"], device=args.device)
+    best = {"valid_success": -1.0, "epoch": 0, "state": None}
+
+    def keep_best(row: dict[str, float]) -> None:
+        if row["valid_success"] > best["valid_success"]:
+            state = {k: v.detach().clone() for k, v in planner.state_dict().items()}
+            best.update(valid_success=row["valid_success"], epoch=row["epoch"], state=state)
+
     checkpoint = args.out / "checkpoint.pt"
-    save_checkpoint(checkpoint, planner, config, test=test, epochs=args.epochs, size=data["test"].size)
+    start = time.perf_counter()
+    try:
+        history = train_planner(
+            planner, data["train"], data["valid"], train_config, args.out, not args.quiet, on_epoch_end=keep_best
+        )
+    except TrainingDiverged as error:
+        if best["state"] is None:
+            raise
+        planner.load_state_dict(best["state"])
+        save_checkpoint(checkpoint, planner, config, epochs=best["epoch"], size=data["test"].size)
+        raise TrainingDiverged(
+            f"{error}; the best weights (epoch {best['epoch']}) are saved in {checkpoint}"
+        ) from error
+    train_seconds = time.perf_counter() - start
+    planner.load_state_dict(best["state"])  # test the epoch with the best validation success
+    test = evaluate_planner(planner, data["test"], device=args.device)
+    save_checkpoint(checkpoint, planner, config, test=test, epochs=best["epoch"], size=data["test"].size)
     summary = {
         "planner": args.planner,
         "mode": args.mode,
         "size": data["test"].size,
         "train_maps": len(data["train"]),
         "epochs": args.epochs,
+        "best_epoch": best["epoch"],
         "train_seconds": round(train_seconds, 1),
         "test": {k: round(v, 4) if isinstance(v, float) else v for k, v in test.items()},
         "final_loss": round(history[-1]["loss"], 4),

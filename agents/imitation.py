@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def train_planner(
     config: TrainConfig = TrainConfig(),
     log_dir: str | Path | None = None,
     progress: bool = True,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``planner`` by imitation; returns one metrics dict per epoch.
 
@@ -63,7 +65,8 @@ def train_planner(
     each epoch ends. Deterministic for a given ``config.seed`` (data order and initial state).
     A step whose fixed point diverged, or whose loss or gradient is not finite, is skipped (and
     counted in ``skipped_steps``); if more than half of an epoch's steps are skipped,
-    :class:`TrainingDiverged` is raised rather than training on garbage.
+    :class:`TrainingDiverged` is raised rather than training on garbage. ``on_epoch_end(row)`` is
+    called with each epoch's metrics (e.g. to keep the best weights).
     """
     device = torch.device(config.device)
     planner.to(device)
@@ -121,6 +124,8 @@ def train_planner(
             metrics = evaluate_planner(planner, valid, device=device)
             row.update({f"valid_{k}": v for k, v in metrics.items()})
         history.append(row)
+        if on_epoch_end is not None:
+            on_epoch_end(row)
         if progress:
             shown = {k: round(v, 4) for k, v in row.items() if k in ("loss", "valid_success", "valid_optimal")}
             tqdm.write(f"epoch {epoch}: {shown}  ({row['train_seconds']:.1f} s)")
