@@ -128,3 +128,22 @@ def test_cli_train_then_eval_on_the_community_file(tmp_path, capsys):
 def test_cli_reports_bad_input(tmp_path, capsys):
     code = idplan_main(["eval", str(tmp_path / "missing.pt"), "--dataset", str(tmp_path / "none.npz")])
     assert code == 2 and "error" in capsys.readouterr().err
+
+
+def test_cli_train_reports_divergence(tmp_path, capsys):
+    args = ["train", "--planner", "vin", "--size", "7", "--n-train", "128", "--n-valid", "8", "--n-test", "8"]
+    args += [
+        "--epochs",
+        "2",
+        "--q-channels",
+        "16",
+        "--lr",
+        "1.0",
+        "--batch-size",
+        "16",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+    ]
+    assert idplan_main(args) == 2
+    assert "lower the learning rate" in capsys.readouterr().err
