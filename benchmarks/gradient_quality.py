@@ -7,6 +7,7 @@ maps. Against it, the cosine similarity and norm ratio of:
 
 - ``default``: the planner's default implicit settings in float32 (forward iteration to rel.
   residual 1e-4, at most 100 steps; GMRES adjoint, K_bwd = 15 steps or rel. residual 1e-4);
+- ``cap300-kbwd30``, ``cap300-kbwd60``: the defaults with a 300-step forward cap and K_bwd 30 or 60;
 - ``anderson-adjoint``: the same with an Anderson adjoint (K_bwd = 15), the solver core's default;
 - ``authors``: the authors' DE-VIN settings (30 forward iterations, adjoint stopped at 1e-2);
 - ``explicit-K``: autograd through K unrolled steps (the ADP gradient, of a different function).
@@ -95,6 +96,8 @@ def main() -> None:
           f" in {exact_stats.get('backward_iterations')} steps{'' if converged else '  (NOT CONVERGED: no exact reference)'}")  # fmt: skip
     variants = {
         "default": {},
+        "cap300-kbwd30": {"iterations": 300, "backward_iterations": 30},
+        "cap300-kbwd60": {"iterations": 300, "backward_iterations": 60},
         "anderson-adjoint": {"backward_solver": "anderson"},
         "authors": {
             "iterations": 30,
