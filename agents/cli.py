@@ -104,7 +104,8 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
             f"{error}; the best weights (epoch {best['epoch']}) are saved in {checkpoint}"
         ) from error
     train_seconds = time.perf_counter() - start
-    planner.load_state_dict(best["state"])  # test the epoch with the best validation success
+    if best["state"] is not None:  # test the epoch with the best validation success
+        planner.load_state_dict(best["state"])
     test = evaluate_planner(planner, data["test"], device=args.device)
     save_checkpoint(checkpoint, planner, config, test=test, epochs=best["epoch"], size=data["test"].size)
     summary = {

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..solvers import ImplicitAdjoint, NonConvergenceWarning, Solution, fixed_point
+from ..solvers._state import pack, state_spec
 
 MODES = ("implicit", "explicit")
 PADDINGS = ("zeros", "circular")
@@ -59,15 +60,6 @@ class PlanOutput:
             "backward_rel_residual": float(linear.rel_residual.max()),
             "backward_converged": float(linear.converged.float().mean()),
         }
-
-
-def _flat_norm(state: State) -> torch.Tensor:
-    parts = state if isinstance(state, tuple) else (state,)
-    return torch.sqrt(sum(p.flatten(1).pow(2).sum(1) for p in parts))
-
-
-def _difference(a: State, b: State) -> State:
-    return tuple(x - y for x, y in zip(a, b)) if isinstance(a, tuple) else a - b
 
 
 class Planner(nn.Module):
@@ -215,8 +207,10 @@ class Planner(nn.Module):
         state = previous = self.initial_state(r)
         for _ in range(self.iterations):
             previous, state = state, self.step(state, r)
-        with torch.no_grad():
-            rel = _flat_norm(_difference(state, previous)) / _flat_norm(state).clamp_min(1e-30)
+        with torch.no_grad():  # the last step's relative residual, on the solver core's flat [B, N] view
+            spec = state_spec(state, "state")
+            now, before = pack(state, spec), pack(previous, spec)
+            rel = torch.linalg.vector_norm(now - before, dim=1) / torch.linalg.vector_norm(now, dim=1).clamp_min(1e-30)
         return state, {"forward_iterations": self.iterations, "forward_rel_residual": float(rel.max())}
 
     def _solve(self, r: torch.Tensor) -> Solution:
