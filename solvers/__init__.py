@@ -6,10 +6,14 @@ Plain functions over callables and tensors, device- and dtype-agnostic::
     sol.value      # the solution, differentiable w.r.t. args and f's parameters
     sol.stats      # per-sample iterations, residuals, converged mask, history
     sol.backward   # adjoint-solve stats, after backward()
+
+    traj = ilqr(dynamics, cost, x_init, u_init, lower=-2.0, upper=2.0)  # box-constrained iLQR
+    traj.x, traj.u # [T, B, n], [T, B, m], exact implicit gradients (O(T) Riccati adjoint)
 """
 
 from .adjoint import ADJOINTS, LINEAR_SOLVERS, ImplicitAdjoint, PhantomAdjoint, UnrolledAdjoint
 from .forward import Anderson, Broyden, ForwardIteration, LinearOperator, Newton
+from .ilqr import TrajectorySolution, TrajectoryStats, ilqr, lqr
 from .jacobian import jacobian_frobenius_sq
 from .linear import CG, GMRES, CGNormal
 from .problems import SOLVERS, argmin, fixed_point, root_find
@@ -36,6 +40,10 @@ __all__ = [
     "ConvergenceError",
     "NonConvergenceWarning",
     "jacobian_frobenius_sq",
+    "ilqr",
+    "lqr",
+    "TrajectorySolution",
+    "TrajectoryStats",
     "SOLVERS",
     "LINEAR_SOLVERS",
     "ADJOINTS",

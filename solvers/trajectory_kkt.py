@@ -1,0 +1,157 @@
+"""First-order optimality (KKT) of a trajectory optimisation problem, and its O(T) adjoint solve.
+
+For a model with stage costs ``g_t(x_t, u_t)``, transitions ``x_{t+1} = f_t(x_t, u_t)`` and control
+bounds, a locally optimal trajectory ``(X*, U*)`` with costates ``Lambda*`` makes the residual
+
+    R_X      = grad_X Lagr
+    R_U      = U - clamp(U - grad_U Lagr, lower, upper)     (grad_U Lagr on unbounded problems)
+    R_Lambda = (x_init - x_0,  f_t(x_t, u_t) - x_{t+1})
+    Lagr     = sum_t g_t + sum_t lambda_{t+1}^T (f_t - x_{t+1}) + lambda_0^T (x_init - x_0)
+
+vanish. This is the fixed point of iLQR (its step is zero exactly there), so the solver core's implicit
+adjoint gives exact gradients through ``root_find`` on ``R``. The Jacobian ``dR/dz`` is the
+Hessian of the Lagrangian (including the dynamics' second derivatives weighted by the costates)
+bordered by the dynamics Jacobians, with identity rows for controls held at a bound: its adjoint system
+is itself an LQR problem, solved by one Riccati pass (:class:`RiccatiAdjoint`) instead of a Krylov
+method. Both are exact; the Krylov solvers (GMRES) remain available as a cross-check.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from .forward import LinearOperator
+from .lqr import linear_rollout, riccati
+
+
+class TrajectoryModel(Protocol):
+    """What the trajectory solvers need of a problem (all tensors time first, see :mod:`.lqr`)."""
+
+    def step(self, t: int, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``x_{t+1}`` from ``x_t [..., B, n]`` and ``u_t [..., B, m]``."""
+
+    def transitions(self, X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+        """``f_t(x_t, u_t)`` for ``t < T - 1`` at once: ``[T-1, B, n]``."""
+
+    def stage_costs(self, X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+        """``g_t(x_t, u_t)``: ``[..., T, B]`` from ``X [..., T, B, n]``, ``U [..., T, B, m]``."""
+
+    def first_order(self, X: torch.Tensor, U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(q, A, Bu)``: the stage-cost gradients ``[T, B, N]`` and the dynamics Jacobians."""
+
+    def hessian(self, X: torch.Tensor, U: torch.Tensor, costates: torch.Tensor | None = None) -> torch.Tensor:
+        """``[T, B, N, N]``: the stage-cost Hessians, or with ``costates`` those of the Lagrangian's
+        stage terms ``g_t + lambda_{t+1}^T f_t`` (second derivatives of the dynamics included)."""
+
+
+def costates(q: torch.Tensor, A: torch.Tensor, n: int) -> torch.Tensor:
+    """The multipliers ``lambda_t = d g_t/dx_t + A_t^T lambda_{t+1}`` (``lambda_T = 0``), ``[T, B, n]``."""
+    T = q.shape[0]
+    lam = q[T - 1, :, :n]
+    out = [lam]
+    for t in reversed(range(T - 1)):
+        lam = q[t, :, :n] + (A[t].transpose(-1, -2) @ lam.unsqueeze(-1)).squeeze(-1)
+        out.append(lam)
+    return torch.stack(out[::-1])
+
+
+def kkt_residual(
+    model: TrajectoryModel,
+    X: torch.Tensor,
+    U: torch.Tensor,
+    Lam: torch.Tensor,
+    x_init: torch.Tensor,
+    lower: torch.Tensor | None,
+    upper: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(R_X, R_U, R_Lambda)`` of the module docstring, each shaped like its variable.
+
+    Differentiable (with a graph) when grad mode is on; otherwise evaluated without one.
+    """
+    differentiable = torch.is_grad_enabled()
+    with torch.enable_grad():
+        Xg = X if X.requires_grad else X.detach().requires_grad_()
+        Ug = U if U.requires_grad else U.detach().requires_grad_()
+        nxt = model.transitions(Xg, Ug)
+        lagrangian = model.stage_costs(Xg, Ug).sum() + (Lam[1:] * (nxt - Xg[1:])).sum()
+        grad_x, grad_u = torch.autograd.grad(lagrangian, (Xg, Ug), create_graph=differentiable)
+    if not differentiable:
+        nxt = nxt.detach()
+    r_x = torch.cat([(grad_x[0] - Lam[0]).unsqueeze(0), grad_x[1:]])
+    r_u = grad_u if lower is None else U - torch.clamp(U - grad_u, lower, upper)
+    r_lam = torch.cat([(x_init - X[0]).unsqueeze(0), nxt - X[1:]])
+    return r_x, r_u, r_lam
+
+
+def lagrangian_grad_u(q: torch.Tensor, Bu: torch.Tensor, Lam: torch.Tensor, n: int) -> torch.Tensor:
+    """``d Lagr / d u_t = d g_t/du_t + Bu_t^T lambda_{t+1}`` (``[T, B, m]``)."""
+    coupling = (Bu.transpose(-1, -2) @ Lam[1:].unsqueeze(-1)).squeeze(-1)
+    return q[..., n:] + torch.cat([coupling, torch.zeros_like(coupling[:1])])
+
+
+def active_bounds(
+    U: torch.Tensor, grad_u: torch.Tensor, lower: torch.Tensor | None, upper: torch.Tensor | None
+) -> torch.Tensor | None:
+    """``[T, B, m]`` bool: controls held at a bound (the projection in ``R_U`` clamps them)."""
+    if lower is None:
+        return None
+    trial = U - grad_u
+    return (trial <= lower) | (trial >= upper)
+
+
+class RiccatiAdjoint:
+    """A linear solver for the solver core's :class:`~idplan.solvers.ImplicitAdjoint`: the adjoint system
+    ``(dR/dz)^T w = v`` of the trajectory KKT residual, solved exactly by one Riccati pass.
+
+    ``w`` splits into the part for free variables, which solves the symmetric KKT system of an LQR
+    problem (cost Hessian = Hessian of the Lagrangian, cost gradient ``-v_tau``, defects
+    ``-v_lambda``, held controls pinned at 0), and the part for controls at a bound, recovered from
+    one vector-Jacobian product. The residual ``||(dR/dz)^T w - v||`` is measured and reported as
+    the backward statistics (``iterations`` = 1).
+
+    Built by :func:`~idplan.solvers.ilqr.trajectory_solution` with the solution it differentiates.
+    """
+
+    def __init__(self, model: TrajectoryModel, X, U, Lam, lower, upper):
+        self.model, self.X, self.U, self.Lam = model, X, U, Lam
+        self.lower, self.upper = lower, upper
+
+    def solve_linear(self, op: LinearOperator, v: torch.Tensor, w0: torch.Tensor, tracker) -> None:
+        T, batch, n = self.X.shape
+        m = self.U.shape[-1]
+        with torch.no_grad():
+            q, A, Bu = self.model.first_order(self.X, self.U)
+            H = self.model.hessian(self.X, self.U, self.Lam)
+            pinned = active_bounds(self.U, lagrangian_grad_u(q, Bu, self.Lam, n), self.lower, self.upper)
+        v_x, v_u, v_lam = _split(v, T, n, m)
+        if pinned is not None:
+            v_u_free = torch.where(pinned, 0.0, v_u)
+        else:
+            v_u_free = v_u
+        q_adj = -torch.cat([v_x, v_u_free], -1)
+        gains = riccati(H, q_adj, A, Bu, d=-v_lam[1:], pinned=pinned)
+        dX, dU, dLam = linear_rollout(gains, A, Bu, -v_lam[0], d=-v_lam[1:])
+        w = _join(dX, dU, dLam)
+        if pinned is not None and bool(pinned.any()):
+            coupling = _split(op.t_matvec(w), T, n, m)[1]
+            dU = torch.where(pinned, v_u - coupling, dU)
+            w = _join(dX, dU, dLam)
+        tracker.start(w, op.t_matvec(w) - v)
+
+
+def _split(flat: torch.Tensor, T: int, n: int, m: int):
+    """Batch-first flat ``[B, T*n + T*m + T*n]`` -> time-first ``X``, ``U``, ``Lambda`` parts."""
+    batch = flat.shape[0]
+    x, u, lam = torch.split(flat, [T * n, T * m, T * n], dim=1)
+    return (
+        x.reshape(batch, T, n).transpose(0, 1),
+        u.reshape(batch, T, m).transpose(0, 1),
+        lam.reshape(batch, T, n).transpose(0, 1),
+    )
+
+
+def _join(X: torch.Tensor, U: torch.Tensor, Lam: torch.Tensor) -> torch.Tensor:
+    batch = X.shape[1]
+    return torch.cat([t.transpose(0, 1).reshape(batch, -1) for t in (X, U, Lam)], dim=1)
