@@ -7,9 +7,11 @@ Importing this package registers the environments, so ``gym.make("idplan/GridMaz
 from gymnasium.envs.registration import register, registry
 
 _ENVS = {
-    "idplan/GridMaze-v0": "idplan.envs.grid_maze:GridMazeEnv",
+    "idplan/GridMaze-v0": ("idplan.envs.grid_maze:GridMazeEnv", None),
+    "idplan/Pendulum-v0": ("idplan.envs.pendulum:PendulumEnv", 200),
+    "idplan/CartPole-v0": ("idplan.envs.cartpole:CartPoleEnv", 200),
 }
 
-for _env_id, _entry_point in _ENVS.items():
+for _env_id, (_entry_point, _max_steps) in _ENVS.items():
     if _env_id not in registry:
-        register(id=_env_id, entry_point=_entry_point)
+        register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_steps)
