@@ -1,0 +1,171 @@
+"""Differentiable iLQR controllers (dILQR) with learnable dynamics and cost parameters, and an MPC agent.
+
+:class:`ILQRController` maps initial observations ``[B, n]`` to optimal trajectories over a horizon
+``T``, with gradients w.r.t. its learnable physical/cost parameters and the initial state by the
+mode it is given (``"implicit"``: exact, at a cost independent of the iLQR iterations). The model is
+an environment's own pure functions (:mod:`idplan.envs.pendulum`, :mod:`idplan.envs.cartpole`), so a
+controller with the true parameters plans with exactly the dynamics the environment steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..envs import cartpole, pendulum
+from ..solvers import NonConvergenceWarning, TrajectorySolution, ilqr
+
+CONTROL_TASKS: dict[str, tuple[ModuleType, type]] = {
+    "pendulum": (pendulum, pendulum.PendulumParams),
+    "cartpole": (cartpole, cartpole.CartPoleParams),
+}
+_BOUND_FIELD = {"pendulum": "max_torque", "cartpole": "max_force"}
+
+
+class ILQRController(nn.Module):
+    """iLQR over a model ``dynamics(x, u, params)`` / ``cost(x, u, params)`` with learnable fields of ``params``.
+
+    Args:
+        dynamics, cost: pure functions of observation ``[..., n]``, control ``[..., m]`` and a params
+            dataclass (e.g. :func:`idplan.envs.pendulum.observation_dynamics` and ``cost``).
+        params: the parameter dataclass (initial values of the learned fields).
+        learn: names of fields to learn; they are stored as ``log`` of their value (all must be > 0).
+        horizon: ``T``, the number of planned controls.
+        bound: symmetric control bound (``None``: unbounded).
+        gradient: ``"implicit"``, ``"last_layer"`` or ``"unrolled"`` (see :func:`idplan.solvers.ilqr`).
+        max_iter, hessian, tol: passed to :func:`idplan.solvers.ilqr`.
+        to_state: maps observations to the env's state coordinates (for drawing plans).
+    """
+
+    def __init__(
+        self,
+        dynamics: Callable,
+        cost: Callable,
+        params: Any,
+        *,
+        learn: Iterable[str] = (),
+        horizon: int = 20,
+        bound: float | None = None,
+        gradient: str = "implicit",
+        max_iter: int = 100,
+        hessian: str = "newton",
+        tol: float | None = None,
+        to_state: Callable | None = None,
+    ):
+        super().__init__()
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        names = {f.name for f in dataclasses.fields(params)}
+        self.learn = tuple(learn)
+        for name in self.learn:
+            if name not in names:
+                raise ValueError(f"cannot learn {name!r}: {type(params).__name__} has fields {sorted(names)}")
+            if not float(getattr(params, name)) > 0:
+                raise ValueError(f"learned field {name!r} must start > 0, got {getattr(params, name)}")
+        self.log_params = nn.ParameterDict(
+            {
+                name: nn.Parameter(torch.tensor(float(getattr(params, name)), dtype=torch.float64).log())
+                for name in self.learn
+            }
+        )
+        self.dynamics, self.cost, self.base_params = dynamics, cost, params
+        self.horizon, self.bound, self.gradient = int(horizon), bound, gradient
+        self.max_iter, self.hessian, self.tol = max_iter, hessian, tol
+        self.to_state = to_state
+        self.last: TrajectorySolution | None = None
+
+    @classmethod
+    def for_task(cls, task: str, params: Any = None, **kwargs) -> ILQRController:
+        """A controller for ``"pendulum"`` or ``"cartpole"`` with the env's own model (default: true parameters)."""
+        if task not in CONTROL_TASKS:
+            raise ValueError(f"unknown control task {task!r}; choose from {sorted(CONTROL_TASKS)}")
+        module, params_cls = CONTROL_TASKS[task]
+        params = params if params is not None else params_cls()
+        kwargs.setdefault("bound", float(getattr(params, _BOUND_FIELD[task])))
+        return cls(module.observation_dynamics, module.cost, params, to_state=module.state_from_observation, **kwargs)
+
+    def params(self, like: torch.Tensor | None = None) -> Any:
+        """The parameter dataclass with the learned fields as (differentiable) tensors."""
+        learned = {name: value.exp() for name, value in self.log_params.items()}
+        if like is not None:
+            learned = {name: v.to(dtype=like.dtype, device=like.device) for name, v in learned.items()}
+        return dataclasses.replace(self.base_params, **learned)
+
+    def forward(self, x_init: torch.Tensor, u_init: torch.Tensor | None = None) -> TrajectorySolution:
+        """Optimal trajectories from ``x_init [B, n]``: ``.x [T, B, n]``, ``.u [T, B, m]``, ``.stats``.
+
+        ``u_init`` (``[T, B, m]``) warm-starts the solve (default zeros, ``m = 1``).
+        """
+        if x_init.dim() != 2:
+            raise ValueError(f"x_init must be [B, n], got shape {tuple(x_init.shape)}")
+        if u_init is None:
+            u_init = x_init.new_zeros(self.horizon, x_init.shape[0], 1)
+        params = self.params(like=x_init)
+        bounds = {} if self.bound is None else {"lower": -self.bound, "upper": self.bound}
+        self.last = ilqr(
+            lambda x, u: self.dynamics(x, u, params),
+            lambda x, u: self.cost(x, u, params),
+            x_init,
+            u_init,
+            gradient=self.gradient,
+            max_iter=self.max_iter,
+            hessian=self.hessian,
+            tol=self.tol,
+            **bounds,
+        )
+        return self.last
+
+    def learned(self) -> dict[str, float]:
+        """Current values of the learned fields."""
+        return {name: float(value.exp()) for name, value in self.log_params.items()}
+
+
+class MPCAgent:
+    """Receding-horizon control with an :class:`ILQRController`: plan, apply the first control, repeat.
+
+    Each plan is warm-started with the previous one shifted by a step. ``act(obs)`` takes one
+    observation (``[n]`` array) and returns the action (``[1]`` float32 array). A plan that hit the
+    controller's iteration cap is still used (its best iterate, as MPC does); such steps are counted
+    in ``unconverged_steps`` instead of warning at every step.
+    """
+
+    def __init__(self, controller: ILQRController, warm_start: bool = True):
+        self.controller = controller
+        self.warm_start = warm_start
+        self.plan: TrajectorySolution | None = None
+        self.steps = 0
+        self.unconverged_steps = 0
+
+    def reset(self) -> None:
+        self.plan = None
+
+    def act(self, obs) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(obs), dtype=torch.float64).reshape(1, -1)
+        u_init = None
+        if self.warm_start and self.plan is not None:
+            u = self.plan.u.detach()
+            u_init = torch.cat([u[1:], u[-1:]])
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NonConvergenceWarning)
+            self.plan = self.controller(x, u_init)
+        self.steps += 1
+        self.unconverged_steps += int(not bool(self.plan.stats.converged.all()))
+        return self.plan.u[0, 0].numpy().astype(np.float32)
+
+    def planned_states(self) -> np.ndarray | None:
+        """``[T, state_dim]``: the current plan in the env's state coordinates (None before ``act``)."""
+        if self.plan is None:
+            return None
+        x = self.plan.x[:, 0].detach()
+        return (self.controller.to_state(x) if self.controller.to_state is not None else x).numpy()
+
+    def draw_on(self, env) -> None:
+        """Show the current plan on ``env``'s frames as ghost poses."""
+        env.unwrapped.set_plan(self.planned_states())
