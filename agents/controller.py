@@ -124,7 +124,7 @@ class ILQRController(nn.Module):
 
     def learned(self) -> dict[str, float]:
         """Current values of the learned fields."""
-        return {name: float(value.exp()) for name, value in self.log_params.items()}
+        return {name: float(value.detach().exp()) for name, value in self.log_params.items()}
 
 
 class MPCAgent:

@@ -82,7 +82,8 @@ class TrajectorySolution:
 
 
 class _NonlinearModel:
-    """Time-invariant ``f(x, u)`` and ``g(x, u)`` broadcasting over leading axes.
+    """Time-invariant ``f(x [B, n], u [B, m]) -> [B, n]`` and ``g(x, u) -> [B]``; any leading axes are
+    flattened into that one batch axis before a call.
 
     Derivatives use that samples are independent: the Jacobian of ``sum_b f(z_b)`` w.r.t. the batch
     holds every sample's Jacobian, so ``n + 1`` vector-Jacobian products (vmapped) give all of them.
@@ -93,14 +94,19 @@ class _NonlinearModel:
     def __init__(self, dynamics: Callable, cost: Callable, n: int, m: int):
         self.dynamics, self.cost, self.n, self.m = dynamics, cost, n, m
 
+    def _flat(self, fn, x, u):
+        lead = x.shape[:-1]
+        out = fn(x.reshape(-1, x.shape[-1]), u.reshape(-1, u.shape[-1]))
+        return out.reshape(*lead, *out.shape[1:])
+
     def step(self, t, x, u):
-        return self.dynamics(x, u)
+        return self._flat(self.dynamics, x, u)
 
     def transitions(self, X, U):
-        return self.dynamics(X[:-1], U[:-1])
+        return self._flat(self.dynamics, X[:-1], U[:-1])
 
     def stage_costs(self, X, U):
-        return self.cost(X, U)
+        return self._flat(self.cost, X, U)
 
     def first_order(self, X, U):
         T, batch, n = X.shape
@@ -237,9 +243,10 @@ def _optimise(model, x_init, U0, lower, upper, max_iter, tol, newton):
         reg = gains.reg
         small_step = gains.k.abs().amax(dim=(0, 2)) <= tol * (1 + U.detach().abs().amax(dim=(0, 2)))
         iterations = iterations + (~converged).long()
-        converged = converged | (stationary & small_step.detach())
-        if bool(converged.all()):
-            break
+        if tol > 0:  # tol = 0: a fixed budget of exactly max_iter iterations
+            converged = converged | (stationary & small_step.detach())
+            if bool(converged.all()):  # X, U unchanged since lam and r_u were computed: reuse them
+                return X, U, J, converged, iterations, reg, (lam.detach(), r_u)
         Xs, Us = _rollout(model, x_init, X, U, gains, steps, lower, upper)
         Js = model.stage_costs(Xs, Us).sum(1)  # [L, B]
         predicted = steps[:, None] * gains.expected_linear + steps[:, None] ** 2 * gains.expected_quadratic
@@ -257,7 +264,7 @@ def _optimise(model, x_init, U0, lower, upper, max_iter, tol, newton):
         reg = torch.where(reg < 1e-8, 0.0, reg)
         if model.exact_quadratic and lower is None:  # one full Newton step solves an LQ problem
             converged = converged | (accepted & (first == 0))
-    return X, U, J, converged, iterations, reg
+    return X, U, J, converged, iterations, reg, None
 
 
 def _regularised_pass(model, X, U, q, A, Bu, lam, lo, hi, reg) -> RiccatiPass:
@@ -319,16 +326,25 @@ def _solve(model, x_init, u_init, lower, upper, gradient, max_iter, tol, adjoint
         raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
     T, batch, m = u_init.shape
     tol = _default_tol(x_init.dtype) if tol is None else tol
+    if tol < 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    kkt_tol = _default_tol(x_init.dtype) if tol == 0 else tol
     lower, upper = _broadcast_bounds(lower, upper, T, batch, m, x_init)
     record = gradient == "unrolled" and torch.is_grad_enabled()
     with torch.set_grad_enabled(record):
-        X, U, J, converged, iterations, reg = _optimise(model, x_init, u_init, lower, upper, max_iter, tol, newton)
-    Lam = _final_costates(model, X, U)
+        X, U, J, converged, iterations, reg, final = _optimise(
+            model, x_init, u_init, lower, upper, max_iter, tol, newton
+        )
     with torch.no_grad():
-        residual = kkt_residual(model, X.detach(), U.detach(), Lam, x_init.detach(), lower, upper)
+        if final is None:
+            Lam = _final_costates(model, X, U)
+            residual = kkt_residual(model, X.detach(), U.detach(), Lam, x_init.detach(), lower, upper)
+        else:  # X and Lambda satisfy their conditions by construction (rollout, costate recursion)
+            Lam, r_u = final
+            residual = (r_u,)
         rel = torch.sqrt(sum(r.pow(2).sum((0, 2)) for r in residual)) / _kkt_scale(X, U, Lam).clamp_min(1e-30)
-    kkt_ok = rel <= max(1e3 * tol, 1e3 * float(torch.finfo(x_init.dtype).eps))
-    stats = TrajectoryStats(iterations, converged & kkt_ok, J.detach(), rel, reg)
+    kkt_ok = rel <= max(1e3 * kkt_tol, 1e3 * float(torch.finfo(x_init.dtype).eps))
+    stats = TrajectoryStats(iterations, (converged if tol > 0 else True) & kkt_ok, J.detach(), rel, reg)
     if not bool(stats.converged.all()):
         failed = (~stats.converged).nonzero().flatten().tolist()
         message = (
@@ -416,17 +432,19 @@ def ilqr(
     """Solve the trajectory problem of the module docstring by iLQR, differentiably.
 
     Args:
-        dynamics: ``f(x [..., n], u [..., m]) -> [..., n]``, broadcasting over leading axes, written in
-            torch ops that ``torch.func.vmap`` accepts (no ``.item()``, no data-dependent Python
-            branches). Learned parameters may live in its closure (an ``nn.Module``).
-        cost: ``g(x, u) -> [...]``, likewise; twice differentiable.
+        dynamics: ``f(x [B, n], u [B, m]) -> [B, n]`` (mpc.pytorch's convention), treating rows
+            independently, written in torch ops that ``torch.func`` transforms accept (no ``.item()``,
+            no data-dependent Python branches). Learned parameters may live in its closure (an
+            ``nn.Module``).
+        cost: ``g(x [B, n], u [B, m]) -> [B]``, likewise; twice differentiable.
         x_init: ``[B, n]`` initial states.
         u_init: ``[T, B, m]`` initial controls (the horizon; a warm start).
         lower, upper: control bounds broadcastable to ``[T, B, m]`` (``None``: unbounded).
         gradient: ``"implicit"``, ``"last_layer"`` or ``"unrolled"`` (module docstring).
         max_iter: cap on iterations.
         tol: stop a sample when its proposed control step ``max |k_t|`` is below
-            ``tol * (1 + max |u|)`` (default ``eps ** 0.75``: 1.8e-12 in float64, 6.4e-6 in float32).
+            ``tol * (1 + max |u|)`` and so is its KKT residual in ``u`` (default ``eps ** 0.75``:
+            1.8e-12 in float64, 6.4e-6 in float32). ``tol=0`` runs exactly ``max_iter`` iterations.
         hessian: ``"newton"`` (the Lagrangian's Hessian, with the dynamics' second derivatives
             weighted by the current costates: quadratic convergence) or ``"gauss_newton"`` (the cost
             Hessian only: classic iLQR, linear convergence). Both have the same fixed point.
@@ -452,6 +470,11 @@ def ilqr(
         raise ValueError(
             f"dynamics(x, u) returned shape {tuple(probe.shape)} for x of shape {tuple(x_init.shape)}; wrong state dimension?"
         )
+    with torch.no_grad():
+        cost_probe = cost(x_init, u_init[0])
+    if not isinstance(cost_probe, torch.Tensor) or cost_probe.shape != (batch,):
+        shape = tuple(cost_probe.shape) if isinstance(cost_probe, torch.Tensor) else type(cost_probe).__name__
+        raise ValueError(f"cost(x [B, n], u [B, m]) must return one cost per sample, shape ({batch},); got {shape}")
     if hessian not in ("newton", "gauss_newton"):
         raise ValueError(f"hessian must be 'newton' or 'gauss_newton', got {hessian!r}")
     model = _NonlinearModel(dynamics, cost, x_init.shape[1], m)

@@ -156,21 +156,23 @@ def riccati(
     Vx = torch.zeros(batch, n, dtype=dtype, device=device)
     Vxx = torch.zeros(batch, n, n, dtype=dtype, device=device)
     eye_m = torch.eye(m, dtype=dtype, device=device)
-    out_K, out_k, out_Vx, out_Vxx, out_free = [], [], [], [], []
-    lin = torch.zeros(batch, dtype=dtype, device=device)
-    quad = torch.zeros_like(lin)
+    ABt = torch.cat([A, Bu], dim=-1).transpose(-1, -2)  # [T-1, B, N, n]
+    # Without regularisation K solves (Quu K + Qux) = 0 on the free rows and is zero elsewhere (same for k),
+    # so the value-function update simplifies; with it, the full (Tassa et al.) form is kept.
+    exact_gains = reg is None or not bool(reg.any())
+    all_free = torch.ones(batch, m, dtype=torch.bool, device=device)
+    out_K, out_k, out_Vx, out_Vxx, out_free, out_qu, out_Quu = [], [], [], [], [], [], []
     indefinite = torch.zeros(batch, dtype=torch.bool, device=device)
     for t in reversed(range(T)):
         Q, Qv = H[t], q[t]
         if t < T - 1:
-            AB = torch.cat([A[t], Bu[t]], dim=-1)  # [B, n, N]
             v = Vx if d is None else Vx + _mv(Vxx, d[t])
-            Q = Q + AB.transpose(-1, -2) @ Vxx @ AB
-            Qv = Qv + _mv(AB.transpose(-1, -2), v)
+            Q = Q + ABt[t] @ Vxx @ ABt[t].transpose(-1, -2)
+            Qv = Qv + _mv(ABt[t], v)
         Qxx, Qxu, Qux, Quu = Q[:, :n, :n], Q[:, :n, n:], Q[:, n:, :n], Q[:, n:, n:]
         qx, qu = Qv[:, :n], Qv[:, n:]
         Quu_reg = Quu if reg is None else Quu + reg[:, None, None] * eye_m
-        free = torch.ones(batch, m, dtype=torch.bool, device=device) if pinned is None else ~pinned[t]
+        free = all_free if pinned is None else ~pinned[t]
         if lower is not None:  # the box QP needs Quu positive definite on all controls, not just the free ones
             indefinite |= _not_positive_definite(Quu_reg)
             lo = torch.where(free, lower[t], 0.0)
@@ -178,31 +180,38 @@ def riccati(
             k, in_box = box_qp(0.5 * (Quu_reg + Quu_reg.transpose(-1, -2)), qu, lo, hi)
             free = free & in_box
             k = torch.where(free, k, 0.0) if pinned is not None else k
-        matrix = _pinned_matrix(Quu_reg, free)
-        rhs = torch.cat([torch.where(free, qu, 0.0).unsqueeze(-1), torch.where(free[:, :, None], Qux, 0.0)], -1)
-        sol, failed = _solve_spd(matrix, rhs)
+        if free is all_free:
+            sol, failed = _solve_spd(Quu_reg, torch.cat([qu.unsqueeze(-1), Qux], -1))
+        else:
+            rhs = torch.cat([torch.where(free, qu, 0.0).unsqueeze(-1), torch.where(free[:, :, None], Qux, 0.0)], -1)
+            sol, failed = _solve_spd(_pinned_matrix(Quu_reg, free), rhs)
         indefinite |= failed
         K = -sol[..., 1:]
         if lower is None:
             k = -sol[..., 0]
-        Vx = qx + _mv(K.transpose(-1, -2), _mv(Quu, k) + qu) + _mv(Qux.transpose(-1, -2), k)
-        Vxx = Qxx + K.transpose(-1, -2) @ Quu @ K + K.transpose(-1, -2) @ Qux + Qxu @ K
+        if exact_gains:
+            Vx = qx + _mv(Qux.transpose(-1, -2), k)
+            Vxx = Qxx + Qxu @ K
+        else:
+            Vx = qx + _mv(K.transpose(-1, -2), _mv(Quu, k) + qu) + _mv(Qux.transpose(-1, -2), k)
+            Vxx = Qxx + K.transpose(-1, -2) @ Quu @ K + K.transpose(-1, -2) @ Qux + Qxu @ K
         Vxx = 0.5 * (Vxx + Vxx.transpose(-1, -2))
-        lin = lin + (k * qu).sum(-1)
-        quad = quad + 0.5 * (k * _mv(Quu, k)).sum(-1)
         out_K.append(K)
         out_k.append(k)
         out_Vx.append(Vx)
         out_Vxx.append(Vxx)
         out_free.append(free)
+        out_qu.append(qu)
+        out_Quu.append(Quu)
+    k_all, qu_all, Quu_all = (torch.stack(x[::-1]) for x in (out_k, out_qu, out_Quu))
     return RiccatiPass(
         K=torch.stack(out_K[::-1]),
-        k=torch.stack(out_k[::-1]),
+        k=k_all,
         Vx=torch.stack(out_Vx[::-1]),
         Vxx=torch.stack(out_Vxx[::-1]),
         free=torch.stack(out_free[::-1]),
-        expected_linear=lin,
-        expected_quadratic=quad,
+        expected_linear=(k_all * qu_all).sum((0, 2)),
+        expected_quadratic=0.5 * (k_all * _mv(Quu_all, k_all)).sum((0, 2)),
         indefinite=indefinite,
     )
 
