@@ -121,19 +121,26 @@ class _NonlinearModel:
         return jac[n], AB[..., :n], AB[..., n:]
 
     def hessian(self, X, U, costates=None):
+        return self.hessians(X, U, costates)[-1]
+
+    def hessians(self, X, U, costates=None):
+        """``(H_cost,)``, or with ``costates`` ``(H_cost, H_cost + sum_i lambda_i d^2 f_i)``, from one call."""
         T, batch, n = X.shape
         N = n + self.m
         Z = torch.cat([X, U], -1).reshape(T * batch, N)
-        if costates is not None:  # lambda_{t+1} weights f at step t; nothing follows the last state
-            weights = torch.cat([costates[1:], torch.zeros_like(costates[:1])]).reshape(T * batch, n)
 
-        def summed(Z):
-            x, u = Z[:, :n], Z[:, n:]
-            value = self.cost(x, u).sum()
-            return value if costates is None else value + (weights * self.dynamics(x, u)).sum()
+        def cost_sum(Z):
+            return self.cost(Z[:, :n], Z[:, n:]).sum()
 
-        H = jacrev(lambda Z: torch.func.grad(summed)(Z).sum(0))(Z)  # [N, T*B, N]
-        return H.permute(1, 0, 2).reshape(T, batch, N, N)
+        def gradients(Z):
+            parts = [torch.func.grad(cost_sum)(Z)]
+            if costates is not None:  # lambda_{t+1} weights f at step t; nothing follows the last state
+                weights = torch.cat([costates[1:], torch.zeros_like(costates[:1])]).reshape(T * batch, n)
+                parts.append(torch.func.grad(lambda Z: (weights * self.dynamics(Z[:, :n], Z[:, n:])).sum())(Z))
+            return torch.cat(parts, 1).sum(0)
+
+        H = jacrev(gradients)(Z).reshape(-1, N, T, batch, N).permute(0, 2, 3, 1, 4)  # [1 or 2, T, B, N, N]
+        return (H[0],) if costates is None else (H[0], H[0] + H[1])
 
 
 class _LinearQuadraticModel:
@@ -162,6 +169,9 @@ class _LinearQuadraticModel:
 
     def hessian(self, X, U, costates=None):
         return self.C
+
+    def hessians(self, X, U, costates=None):
+        return (self.C,) if costates is None else (self.C, self.C)
 
 
 def _broadcast_bounds(lower, upper, T, batch, m, like):
@@ -271,14 +281,14 @@ def _regularised_pass(model, X, U, q, A, Bu, lam, lo, hi, reg) -> RiccatiPass:
     """A Riccati pass with the Newton Hessian (``lam`` given) where it is positive definite on the
     controls, else the Gauss-Newton one, else Gauss-Newton with more regularisation (per sample).
     The regularisation actually used is returned as ``.reg``."""
-    H_gn = None
+    hessians = model.hessians(X, U, lam)
+    H_gn = hessians[0]
     if lam is not None:
-        gains = riccati(model.hessian(X, U, lam), q, A, Bu, lower=lo, upper=hi, reg=reg)
+        gains = riccati(hessians[1], q, A, Bu, lower=lo, upper=hi, reg=reg)
         if not bool(gains.indefinite.any()):
             gains.reg = reg
             return gains
         fallback = gains.indefinite
-    H_gn = model.hessian(X, U)
     gn = riccati(H_gn, q, A, Bu, lower=lo, upper=hi, reg=reg)
     for _retry in range(8):  # raise the regularisation where Quu is still not positive definite
         if not bool(gn.indefinite.any()):

@@ -45,6 +45,9 @@ class TrajectoryModel(Protocol):
         """``[T, B, N, N]``: the stage-cost Hessians, or with ``costates`` those of the Lagrangian's
         stage terms ``g_t + lambda_{t+1}^T f_t`` (second derivatives of the dynamics included)."""
 
+    def hessians(self, X: torch.Tensor, U: torch.Tensor, costates: torch.Tensor | None = None) -> tuple:
+        """``(cost Hessian,)`` or, with ``costates``, ``(cost Hessian, Lagrangian Hessian)`` together."""
+
 
 def costates(q: torch.Tensor, A: torch.Tensor, n: int) -> torch.Tensor:
     """The multipliers ``lambda_t = d g_t/dx_t + A_t^T lambda_{t+1}`` (``lambda_T = 0``), ``[T, B, n]``."""
