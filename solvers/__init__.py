@@ -13,7 +13,7 @@ Plain functions over callables and tensors, device- and dtype-agnostic::
 
 from .adjoint import ADJOINTS, LINEAR_SOLVERS, ImplicitAdjoint, PhantomAdjoint, UnrolledAdjoint
 from .forward import Anderson, Broyden, ForwardIteration, LinearOperator, Newton
-from .ilqr import TrajectorySolution, TrajectoryStats, ilqr, lqr
+from .ilqr import TrajectorySolution, TrajectoryStats, ilqr, lqr, trajectory_jacobian
 from .jacobian import jacobian_frobenius_sq
 from .linear import CG, GMRES, CGNormal
 from .problems import SOLVERS, argmin, fixed_point, root_find
@@ -42,6 +42,7 @@ __all__ = [
     "jacobian_frobenius_sq",
     "ilqr",
     "lqr",
+    "trajectory_jacobian",
     "TrajectorySolution",
     "TrajectoryStats",
     "SOLVERS",

@@ -36,7 +36,7 @@ from .adjoint import ImplicitAdjoint
 from .lqr import RiccatiPass, riccati
 from .problems import root_find
 from .solution import BackwardStats, ConvergenceError, NonConvergenceWarning
-from .trajectory_kkt import RiccatiAdjoint, costates, kkt_residual, lagrangian_grad_u
+from .trajectory_kkt import KKTSystem, RiccatiAdjoint, costates, join_flat, kkt_residual, lagrangian_grad_u, split_flat
 
 GRADIENTS = ("implicit", "last_layer", "unrolled")
 _STEP_SIZES = 0.5 ** torch.arange(10, dtype=torch.float64)
@@ -79,6 +79,7 @@ class TrajectorySolution:
     costate: torch.Tensor
     stats: TrajectoryStats
     backward: BackwardStats = field(default_factory=BackwardStats)
+    _problem: tuple = field(default=(), repr=False)  # (model, x_init, lower, upper) for trajectory_jacobian
 
 
 class _NonlinearModel:
@@ -364,7 +365,7 @@ def _solve(model, x_init, u_init, lower, upper, gradient, max_iter, tol, adjoint
         if throw:
             raise ConvergenceError(message, stats)
         warnings.warn(message, NonConvergenceWarning, stacklevel=3)
-    solution = TrajectorySolution(X, U, Lam, stats)
+    solution = TrajectorySolution(X, U, Lam, stats, _problem=(model, x_init, lower, upper))
     if not torch.is_grad_enabled() or gradient == "unrolled":
         return solution
     if gradient == "last_layer":
@@ -377,7 +378,7 @@ def _solve(model, x_init, u_init, lower, upper, gradient, max_iter, tol, adjoint
         Xz, Uz, Lz = (v.transpose(0, 1) for v in z)
         return tuple(r.transpose(0, 1) for r in kkt_residual(model, Xz, Uz, Lz, x0, lo, hi))
 
-    linear = RiccatiAdjoint(model, *(v.detach() for v in (X, U, Lam)), lower, upper)
+    linear = RiccatiAdjoint(KKTSystem(model, *(v.detach() for v in (X, U, Lam)), lower, upper))
     adjoint = ImplicitAdjoint(
         linear_solver=linear if adjoint_solver == "riccati" else adjoint_solver,
         max_iter=1 if adjoint_solver == "riccati" else 200,
@@ -540,3 +541,53 @@ def lqr(
     _check_problem(x_init, u_init, n)
     model = _LinearQuadraticModel(C, c, F, f)
     return _solve(model, x_init, u_init, lower, upper, gradient, max_iter, tol, adjoint_solver, throw)
+
+
+def trajectory_jacobian(solution: TrajectorySolution, wrt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The full sensitivities ``d x*/d theta`` and ``d u*/d theta`` for a low-dimensional tensor ``theta``.
+
+    ``theta`` is anything the solved problem depends on: a parameter the dynamics or cost close over,
+    ``x_init``, a bound, or an :func:`lqr` tensor. Forward mode on the KKT conditions (the purpose of
+    DiLQR's Algorithm 1): for each of the ``p`` entries of ``theta``, one product ``dR/dtheta e_j`` and
+    one O(T) Riccati solve of ``(dR/dz) s = -dR/dtheta e_j``. Controls held at a bound have zero rows.
+
+    Returns:
+        ``dX [T, B, n, *theta.shape]`` and ``dU [T, B, m, *theta.shape]``.
+    """
+    if not solution._problem:
+        raise ValueError("trajectory_jacobian needs a TrajectorySolution returned by ilqr() or lqr()")
+    if not wrt.requires_grad:
+        raise ValueError("wrt must require grad (the problem must depend on it through autograd)")
+    model, x_init, lower, upper = solution._problem
+    X, U, Lam = (v.detach() for v in (solution.x, solution.u, solution.costate))
+    T, batch, n = X.shape
+    m = U.shape[-1]
+    system = KKTSystem(model, X, U, Lam, lower, upper)
+    with torch.enable_grad():
+        z = tuple(v.clone().requires_grad_() for v in (X, U, Lam))
+        residual = join_flat(*kkt_residual(model, *z, x_init, lower, upper))
+        probe = torch.zeros_like(residual, requires_grad=True)  # dR/dtheta e = d/dprobe <(dR/dtheta)^T probe, e>
+        (vjp_theta,) = torch.autograd.grad(residual, wrt, probe, create_graph=True, allow_unused=True)
+        if vjp_theta is None:
+            raise ValueError("the solution does not depend on wrt")
+        vjp_z = torch.autograd.grad(residual, z, probe, create_graph=True) if system.has_pinned else None
+    columns_x, columns_u = [], []
+    for j in range(wrt.numel()):
+        (r,) = torch.autograd.grad(vjp_theta.flatten()[j], probe, retain_graph=True)
+        r_x, r_u, r_lam = split_flat(r, T, n, m)
+        if system.has_pinned:  # s_a = -r_a, then J_yy s_y = -r_y - J_ya s_a
+            s_a = torch.where(system.pinned, -r_u, 0.0)
+            direction = join_flat(torch.zeros_like(X), s_a, torch.zeros_like(Lam))
+            coupling = torch.autograd.grad(vjp_z, probe, split_flat(direction, T, n, m), retain_graph=True)[0]
+            c_x, c_u, c_lam = split_flat(coupling, T, n, m)
+            dX, dU, _ = system.solve_free(-r_x - c_x, -r_u - c_u, -r_lam - c_lam)
+            dU = torch.where(system.pinned, s_a, dU)
+        else:
+            dX, dU, _ = system.solve_free(-r_x, -r_u, -r_lam)
+        columns_x.append(dX)
+        columns_u.append(dU)
+    shape = tuple(wrt.shape)
+    return (
+        torch.stack(columns_x, -1).reshape(T, batch, n, *shape),
+        torch.stack(columns_u, -1).reshape(T, batch, m, *shape),
+    )

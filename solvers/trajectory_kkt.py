@@ -104,47 +104,61 @@ def active_bounds(
     return (trial <= lower) | (trial >= upper)
 
 
+class KKTSystem:
+    """The Jacobian ``dR/dz`` of the KKT residual at a solution, in the structure the Riccati pass solves.
+
+    With ``y`` the free variables and ``a`` the controls held at a bound, ``dR/dz = [[J_yy, J_ya], [0, I]]``
+    where ``J_yy`` (the Hessian of the Lagrangian bordered by the dynamics Jacobians) is symmetric: the
+    KKT matrix of an LQR problem. :meth:`solve_free` solves ``J_yy w_y = v_y`` by one Riccati pass.
+    """
+
+    def __init__(self, model: TrajectoryModel, X, U, Lam, lower, upper):
+        n = X.shape[-1]
+        with torch.no_grad():
+            q, self.A, self.Bu = model.first_order(X, U)
+            self.H = model.hessian(X, U, Lam)
+            self.pinned = active_bounds(U, lagrangian_grad_u(q, self.Bu, Lam, n), lower, upper)
+        self.shape = (X.shape[0], n, U.shape[-1])
+
+    @property
+    def has_pinned(self) -> bool:
+        return self.pinned is not None and bool(self.pinned.any())
+
+    def solve_free(self, v_x, v_u, v_lam):
+        """``w_y`` with ``J_yy w_y = v_y`` (``v_u`` ignored on pinned controls, ``w_u`` zero there):
+        the LQR problem with cost gradient ``-v_tau`` and defects ``-v_lambda``; the costates of its
+        solution are the ``lambda`` part."""
+        if self.pinned is not None:
+            v_u = torch.where(self.pinned, 0.0, v_u)
+        gains = riccati(self.H, -torch.cat([v_x, v_u], -1), self.A, self.Bu, d=-v_lam[1:], pinned=self.pinned)
+        return linear_rollout(gains, self.A, self.Bu, -v_lam[0], d=-v_lam[1:])
+
+
 class RiccatiAdjoint:
     """A linear solver for the solver core's :class:`~idplan.solvers.ImplicitAdjoint`: the adjoint system
     ``(dR/dz)^T w = v`` of the trajectory KKT residual, solved exactly by one Riccati pass.
 
-    ``w`` splits into the part for free variables, which solves the symmetric KKT system of an LQR
-    problem (cost Hessian = Hessian of the Lagrangian, cost gradient ``-v_tau``, defects
-    ``-v_lambda``, held controls pinned at 0), and the part for controls at a bound, recovered from
-    one vector-Jacobian product. The residual ``||(dR/dz)^T w - v||`` is measured and reported as
-    the backward statistics (``iterations`` = 1).
-
-    Built by :func:`~idplan.solvers.ilqr.trajectory_solution` with the solution it differentiates.
+    ``w_y`` solves ``J_yy w_y = v_y`` (:meth:`KKTSystem.solve_free`); the part for controls at a bound,
+    ``w_a = v_a - J_ya^T w_y``, comes from one vector-Jacobian product. The residual
+    ``||(dR/dz)^T w - v||`` is measured and reported as the backward statistics (``iterations`` = 1).
     """
 
-    def __init__(self, model: TrajectoryModel, X, U, Lam, lower, upper):
-        self.model, self.X, self.U, self.Lam = model, X, U, Lam
-        self.lower, self.upper = lower, upper
+    def __init__(self, system: KKTSystem):
+        self.system = system
 
     def solve_linear(self, op: LinearOperator, v: torch.Tensor, w0: torch.Tensor, tracker) -> None:
-        T, batch, n = self.X.shape
-        m = self.U.shape[-1]
-        with torch.no_grad():
-            q, A, Bu = self.model.first_order(self.X, self.U)
-            H = self.model.hessian(self.X, self.U, self.Lam)
-            pinned = active_bounds(self.U, lagrangian_grad_u(q, Bu, self.Lam, n), self.lower, self.upper)
-        v_x, v_u, v_lam = _split(v, T, n, m)
-        if pinned is not None:
-            v_u_free = torch.where(pinned, 0.0, v_u)
-        else:
-            v_u_free = v_u
-        q_adj = -torch.cat([v_x, v_u_free], -1)
-        gains = riccati(H, q_adj, A, Bu, d=-v_lam[1:], pinned=pinned)
-        dX, dU, dLam = linear_rollout(gains, A, Bu, -v_lam[0], d=-v_lam[1:])
-        w = _join(dX, dU, dLam)
-        if pinned is not None and bool(pinned.any()):
-            coupling = _split(op.t_matvec(w), T, n, m)[1]
-            dU = torch.where(pinned, v_u - coupling, dU)
-            w = _join(dX, dU, dLam)
+        T, n, m = self.system.shape
+        v_x, v_u, v_lam = split_flat(v, T, n, m)
+        dX, dU, dLam = self.system.solve_free(v_x, v_u, v_lam)
+        w = join_flat(dX, dU, dLam)
+        if self.system.has_pinned:
+            coupling = split_flat(op.t_matvec(w), T, n, m)[1]
+            dU = torch.where(self.system.pinned, v_u - coupling, dU)
+            w = join_flat(dX, dU, dLam)
         tracker.start(w, op.t_matvec(w) - v)
 
 
-def _split(flat: torch.Tensor, T: int, n: int, m: int):
+def split_flat(flat: torch.Tensor, T: int, n: int, m: int):
     """Batch-first flat ``[B, T*n + T*m + T*n]`` -> time-first ``X``, ``U``, ``Lambda`` parts."""
     batch = flat.shape[0]
     x, u, lam = torch.split(flat, [T * n, T * m, T * n], dim=1)
@@ -155,6 +169,6 @@ def _split(flat: torch.Tensor, T: int, n: int, m: int):
     )
 
 
-def _join(X: torch.Tensor, U: torch.Tensor, Lam: torch.Tensor) -> torch.Tensor:
+def join_flat(X: torch.Tensor, U: torch.Tensor, Lam: torch.Tensor) -> torch.Tensor:
     batch = X.shape[1]
     return torch.cat([t.transpose(0, 1).reshape(batch, -1) for t in (X, U, Lam)], dim=1)

@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from idplan.solvers import GMRES, NonConvergenceWarning, ilqr, lqr
+from idplan.solvers import GMRES, NonConvergenceWarning, ilqr, lqr, trajectory_jacobian
 from idplan.solvers.lqr import box_qp
 
 DT = torch.float64
@@ -277,3 +277,43 @@ def test_unconverged_samples_are_reported():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ilqr(dynamics, cost, x0, u0)  # converges: no warning
+
+
+@pytest.mark.parametrize("bounds", [{}, {"lower": -2.0, "upper": 2.0}])
+def test_trajectory_jacobian_matches_finite_differences_and_reverse_mode(bounds):
+    dynamics, cost, x0, u0, params = pendulum_problem(batch=5, T=6)
+    p = params.clone().requires_grad_()
+    sol = ilqr(lambda x, u: dynamics(x, u, p), cost, x0, u0, **bounds)
+    dX, dU = trajectory_jacobian(sol, p)
+    assert dX.shape == (6, 5, 3, 3) and dU.shape == (6, 5, 1, 3)
+    h = 1e-5
+    for j in range(3):
+        e = torch.zeros(3, dtype=DT)
+        e[j] = h
+        with torch.no_grad():
+            plus = ilqr(lambda x, u, e=e: dynamics(x, u, params + e), cost, x0, u0, **bounds)
+            minus = ilqr(lambda x, u, e=e: dynamics(x, u, params - e), cost, x0, u0, **bounds)
+        torch.testing.assert_close(dU[..., j], (plus.u - minus.u) / (2 * h), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(dX[..., j], (plus.x - minus.x) / (2 * h), rtol=1e-5, atol=1e-7)
+    weights = torch.randn(6, 5, 1, generator=torch.Generator().manual_seed(2), dtype=DT)
+    (reverse,) = torch.autograd.grad((sol.u * weights).sum(), p)
+    torch.testing.assert_close((dU * weights[..., None]).sum((0, 1, 2)), reverse, rtol=1e-9, atol=1e-11)
+    x = x0.clone().requires_grad_()
+    dX0, _ = trajectory_jacobian(ilqr(dynamics, cost, x, u0, **bounds), x)
+    assert dX0.shape == (6, 5, 3, 5, 3)
+    torch.testing.assert_close(dX0[0], torch.eye(5 * 3, dtype=DT).reshape(5, 3, 5, 3))  # x_0 = x_init
+
+
+def test_trajectory_jacobian_through_active_bounds():
+    T, batch, n, m = 4, 2, 2, 1
+    x0, C, c, F, f = random_lq(T, batch, n, m, 4)
+    c = c * 3
+    bound = torch.tensor(0.4, dtype=DT, requires_grad=True)
+    sol = lqr(x0, C, c, F, f, lower=-bound, upper=bound)
+    assert 0 < int(((sol.u.abs() - 0.4).abs() < 1e-9).sum()) < sol.u.numel()
+    dX, dU = trajectory_jacobian(sol, bound)
+    h = 1e-6
+    with torch.no_grad():
+        plus, minus = (lqr(x0, C, c, F, f, lower=-(0.4 + s), upper=0.4 + s) for s in (h, -h))
+    torch.testing.assert_close(dU, (plus.u - minus.u) / (2 * h), rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(dX, (plus.x - minus.x) / (2 * h), rtol=1e-6, atol=1e-8)
