@@ -12,6 +12,7 @@ Plain functions over callables and tensors, device- and dtype-agnostic::
 """
 
 from .adjoint import ADJOINTS, LINEAR_SOLVERS, ImplicitAdjoint, PhantomAdjoint, UnrolledAdjoint
+from .dare import DARESolution, dare
 from .forward import Anderson, Broyden, ForwardIteration, LinearOperator, Newton
 from .ilqr import TrajectorySolution, TrajectoryStats, ilqr, lqr, trajectory_jacobian
 from .jacobian import jacobian_frobenius_sq
@@ -43,6 +44,8 @@ __all__ = [
     "ilqr",
     "lqr",
     "trajectory_jacobian",
+    "dare",
+    "DARESolution",
     "TrajectorySolution",
     "TrajectoryStats",
     "SOLVERS",
