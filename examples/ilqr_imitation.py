@@ -12,7 +12,8 @@ by gradient descent on the imitation loss ``MSE(u_learner, u_expert)`` through i
 ``implicit`` gradient or DiffMPC's ``last_layer`` one. Baselines: ``sysid`` (cost known; fits the
 dynamics to the expert's state transitions, which it is allowed to see) and ``lstm`` (an LSTM policy
 mapping the initial state to the control sequence). Parameters start from the true ones scaled by
-``exp(U(-0.5, 0.5))``; iLQR methods use RMSprop (lr 1e-2, the paper's), the LSTM Adam (lr 1e-3). The
+``exp(U(-0.5, 0.5))``; iLQR methods use RMSprop with the paper's lr 1e-2 and decay term 0.5 (read as
+RMSprop's moving-average decay ``alpha``), the LSTM Adam (lr 1e-3). The
 model with the best validation loss is tested on held-out initial states.
 
     python examples/ilqr_imitation.py                          # both tasks, 10/50/100 trajectories, 3 seeds
@@ -68,7 +69,7 @@ def parameter_error(learned: dict[str, float], truth, fields) -> float:
 
 def train_controller(task, data, start_params, fields, gradient, steps, lr, horizon):
     controller = ILQRController.for_task(task, start_params, learn=fields, horizon=horizon, gradient=gradient)
-    optimiser = torch.optim.RMSprop(controller.parameters(), lr=lr)
+    optimiser = torch.optim.RMSprop(controller.parameters(), lr=lr, alpha=0.5)
     best = (float("inf"), copy.deepcopy(controller.state_dict()))
     for step in range(steps):
         loss = nn.functional.mse_loss(controller(data["x_train"]).u, data["u_train"])
@@ -88,7 +89,7 @@ def train_sysid(task, data, start_params, fields, steps, lr, horizon):
     """Fit the dynamics parameters to the expert's transitions ``x_{t+1} = f(x_t, u_t)`` (cost known)."""
     module, _ = CONTROL_TASKS[task]
     controller = ILQRController.for_task(task, start_params, learn=fields, horizon=horizon)
-    optimiser = torch.optim.RMSprop(controller.parameters(), lr=lr)
+    optimiser = torch.optim.RMSprop(controller.parameters(), lr=lr, alpha=0.5)
     X, U = data["x_expert"], data["u_train"]
     for _ in range(steps):
         predicted = module.observation_dynamics(X[:-1], U[:-1], controller.params(like=X))
