@@ -66,6 +66,7 @@ def fixed_point(
     return_best: bool = False,
     divergence_factor: float = 1e4,
     check_every: int | None = None,
+    refine: int = 0,
 ) -> Solution:
     """Solve ``z = f(z, args)`` for a batch of states.
 
@@ -88,6 +89,9 @@ def fixed_point(
         return_best: return each sample's lowest-residual iterate instead of its last.
         divergence_factor: a residual above this times the starting residual counts as divergence.
         check_every: steps between host synchronisations (default 1 on CPU, 8 on accelerators).
+        refine: with a callable forward solver, up to this many Newton steps from its answer (an
+            inexact or non-differentiable forward, e.g. random shooting, made stationary before the
+            implicit gradient, which assumes stationarity); 0 checks the answer as it is.
 
     Returns:
         :class:`Solution` with ``value``, forward ``stats`` and (after backward) ``backward`` stats.
@@ -114,6 +118,7 @@ def fixed_point(
         return_best,
         divergence_factor,
         check_every,
+        refine,
     )
 
 
@@ -131,6 +136,7 @@ def root_find(
     return_best: bool = False,
     divergence_factor: float = 1e4,
     check_every: int | None = None,
+    refine: int = 0,
 ) -> Solution:
     """Solve ``g(z, args) = 0``; the solution satisfies ``||g(z)|| <= atol + rtol ||z||``.
 
@@ -159,6 +165,7 @@ def root_find(
         return_best,
         divergence_factor,
         check_every,
+        refine,
     )
 
 
@@ -176,6 +183,7 @@ def argmin(
     return_best: bool = False,
     divergence_factor: float = 1e4,
     check_every: int | None = None,
+    refine: int = 0,
 ) -> Solution:
     """Minimise ``score(y, args)`` (``[B]`` scores) over ``y``: a stationary point ``grad_y score = 0``.
 
@@ -215,6 +223,7 @@ def argmin(
         return_best,
         divergence_factor,
         check_every,
+        refine,
     )
 
 
@@ -235,16 +244,20 @@ def _solve(
     return_best,
     divergence_factor,
     check_every,
+    refine=0,
 ) -> Solution:
     solver = make_solver(solver)
     adjoint = make_adjoint(adjoint)
     if not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"{kind}: max_iter must be a positive int, got {max_iter!r}")
     check_tolerances(atol, rtol, kind)
+    if not isinstance(refine, int) or refine < 0:
+        raise ValueError(f"{kind}: refine must be an int >= 0, got {refine!r}")
+    user_forward = not hasattr(solver, "solve")
     if not divergence_factor > 1:
         raise ValueError(f"{kind}: divergence_factor must be > 1, got {divergence_factor}")
     tracker = Tracker(
-        max_iter=max_iter,
+        max_iter=refine if user_forward and refine else max_iter,
         atol=atol,
         rtol=rtol,
         divergence_factor=divergence_factor,
@@ -255,13 +268,16 @@ def _solve(
     with torch.set_grad_enabled(unrolled and torch.is_grad_enabled()):
         if hasattr(solver, "solve"):
             solver.solve(residual, flat0, tracker)
-        else:  # a user's callable forward: only its answer is checked
+        else:  # a user's callable forward: its answer is checked (and refined by Newton steps if asked)
             answer = pack(solver(user_fn, z0, args), spec, "the solver's answer")
-            tracker.start(answer, residual(answer))
+            if refine:
+                Newton().solve(residual, answer, tracker)
+            else:
+                tracker.start(answer, residual(answer))
         z_star, stats = tracker.result(return_best)
 
     if not bool(stats.converged.all()):
-        message = failure_message(f"{kind}", stats, rtol, atol, max_iter if hasattr(solver, "solve") else None)
+        message = failure_message(f"{kind}", stats, rtol, atol, max_iter if not user_forward else None)
         if throw:
             raise ConvergenceError(message, stats)
         warnings.warn(message, NonConvergenceWarning, stacklevel=3)

@@ -160,6 +160,22 @@ def test_non_stationary_answer_of_a_custom_forward_is_reported():
     torch.testing.assert_close(g, want, atol=1e-8, rtol=1e-7)
 
 
+def test_refine_makes_an_inexact_forward_stationary():
+    problem = problems.quadratic()
+    q, c = problem.params
+
+    def sloppy(score, y0, args):  # e.g. random shooting: close, not stationary
+        return problem.exact(*args).detach() + 1e-3
+
+    sol = argmin(problem.fn, problem.z0(), (q, c), solver=sloppy, refine=3, rtol=1e-10)
+    assert sol.converged and int(sol.stats.iterations.max()) <= 3
+    (g,) = torch.autograd.grad(sol.value.sum(), c)
+    (want,) = torch.autograd.grad(problem.exact(q, c).sum(), c)
+    torch.testing.assert_close(g, want, atol=1e-8, rtol=1e-7)
+    with pytest.raises(ValueError, match="refine"):
+        argmin(problem.fn, problem.z0(), (q, c), solver=sloppy, refine=-1)
+
+
 def test_backward_stats_and_unconverged_backward_warning():
     problem = problems.linear()
     sol = fixed_point(
