@@ -16,7 +16,8 @@ from .dare import DARESolution, dare
 from .forward import Anderson, Broyden, ForwardIteration, LinearOperator, Newton
 from .ilqr import TrajectorySolution, TrajectoryStats, ilqr, lqr, trajectory_jacobian
 from .jacobian import jacobian_frobenius_sq
-from .linear import CG, GMRES, CGNormal
+from .linear import CG, GMRES, CGNormal, Dense
+from .ode import EulerTrajectory, backward_euler
 from .problems import SOLVERS, argmin, fixed_point, root_find
 from .solution import BackwardStats, ConvergenceError, NonConvergenceWarning, Solution, SolverStats
 
@@ -31,6 +32,7 @@ __all__ = [
     "CG",
     "CGNormal",
     "GMRES",
+    "Dense",
     "LinearOperator",
     "ImplicitAdjoint",
     "UnrolledAdjoint",
@@ -45,6 +47,8 @@ __all__ = [
     "lqr",
     "trajectory_jacobian",
     "dare",
+    "backward_euler",
+    "EulerTrajectory",
     "DARESolution",
     "TrajectorySolution",
     "TrajectoryStats",

@@ -22,7 +22,7 @@ import torch
 from ._registry import resolve
 from ._tracker import Tracker
 from .forward import Anderson, Broyden, ForwardIteration, LinearOperator
-from .linear import CG, GMRES, CGNormal
+from .linear import CG, GMRES, CGNormal, Dense
 from .solution import BackwardStats, ConvergenceError, NonConvergenceWarning
 
 LINEAR_SOLVERS: dict[str, Callable[[], Any]] = {
@@ -32,6 +32,7 @@ LINEAR_SOLVERS: dict[str, Callable[[], Any]] = {
     "cg": CG,
     "cg_normal": CGNormal,
     "gmres": GMRES,
+    "dense": Dense,
 }
 
 
@@ -58,7 +59,7 @@ class ImplicitAdjoint:
     Args:
         linear_solver: ``None`` for the problem's default (Anderson for fixed points, GMRES for
             roots, CG for argmins), a name (``"forward"``, ``"anderson"``, ``"broyden"``, ``"cg"``,
-            ``"cg_normal"``, ``"gmres"``) or a solver object.
+            ``"cg_normal"``, ``"gmres"``, ``"dense"``: the naive IFT, a direct solve) or a solver object.
         max_iter: cap on backward iterations (``K_bwd``).
         atol, rtol: backward tolerances.
         throw: raise :class:`ConvergenceError` instead of warning when the backward fails.

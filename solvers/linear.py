@@ -130,3 +130,24 @@ class GMRES:
                 if j + 1 < self.restart and not tracker.keep_going():
                     return
             res = v - op.t_matvec(w)  # true residual for the restart
+
+
+@dataclass(frozen=True)
+class Dense:
+    """The naive IFT: build ``A^T`` densely from ``N`` vector-Jacobian products and solve it directly.
+
+    ``O(N)`` products and an ``O(N^3)`` solve per sample; the baseline the Krylov solvers beat on
+    larger systems. ``max_dim`` guards against building a huge matrix by accident.
+    """
+
+    max_dim: int = 2048
+
+    def solve_linear(self, op: LinearOperator, v: torch.Tensor, w0: torch.Tensor, tracker: Tracker) -> None:
+        batch, n = v.shape
+        if n > self.max_dim:
+            raise ValueError(f"Dense: a {n}x{n} matrix per sample exceeds max_dim={self.max_dim}; use GMRES or CG")
+        eye = torch.eye(n, dtype=v.dtype, device=v.device)
+        columns = [op.t_matvec(eye[i].expand(batch, n)) for i in range(n)]  # A^T e_i
+        w, info = torch.linalg.solve_ex(torch.stack(columns, dim=2), v.unsqueeze(-1))
+        w = torch.where((info == 0)[:, None], w.squeeze(-1), 0.0)
+        tracker.start(w, op.t_matvec(w) - v)

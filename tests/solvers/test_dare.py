@@ -29,7 +29,7 @@ def test_dare_solves_the_equation_and_matches_the_riccati_recursion():
         P = 0.5 * (P + P.transpose(-1, -2))
     torch.testing.assert_close(sol.P, P, rtol=1e-9, atol=1e-9)
     closed_loop = A - B @ sol.K
-    assert float(torch.linalg.eigvals(closed_loop).abs().max()) < 1  # the stabilising solution
+    assert float(torch.linalg.eigvals(closed_loop.detach()).abs().max()) < 1  # the stabilising solution
 
 
 def test_dare_gradients_match_finite_differences():
