@@ -76,6 +76,8 @@ def dare(
     R: torch.Tensor,
     *,
     rtol: float | None = None,
+    gradient: str = "implicit",
+    backward_solver: str = "gmres",
     backward_iterations: int | None = None,
 ) -> DARESolution:
     """Solve the DARE for a batch and return ``P`` and ``K`` with implicit (IFT) gradients.
@@ -83,7 +85,11 @@ def dare(
     Args:
         A: ``[B, n, n]``; B: ``[B, n, m]``; Q: ``[B, n, n]`` symmetric PSD; R: ``[B, m, m]`` symmetric PD.
         rtol: tolerance on the relative DARE residual (default ``1e3 * eps`` of the dtype).
-        backward_iterations: GMRES iterations for the adjoint (default ``n^2``, exact in exact arithmetic).
+        gradient: ``"implicit"`` (the IFT on the DARE residual) or ``"unrolled"`` (autograd through
+            the doubling iterations, the baseline).
+        backward_solver: the implicit adjoint's linear solver: ``"gmres"`` (matrix-free, default) or
+            ``"dense"`` (the naive IFT: the ``n^2 x n^2`` Jacobian built and solved directly).
+        backward_iterations: adjoint iterations (default ``3 n^2``: GMRES restarted every ``n^2`` steps).
 
     Raises:
         ValueError: shapes that do not fit together, or non-finite inputs.
@@ -103,21 +109,24 @@ def dare(
     for name, value in (("A", A), ("B", B), ("Q", Q), ("R", R)):
         if not bool(torch.isfinite(value).all()):
             raise ValueError(f"{name} contains NaN or inf")
+    if gradient not in ("implicit", "unrolled"):
+        raise ValueError(f"gradient must be 'implicit' or 'unrolled', got {gradient!r}")
     rtol = 1e3 * float(torch.finfo(A.dtype).eps) if rtol is None else rtol
-    with torch.no_grad():
-        P_star = structured_doubling(A.detach(), B.detach(), Q.detach(), R.detach())
+    with torch.set_grad_enabled(gradient == "unrolled" and torch.is_grad_enabled()):
+        P_star = structured_doubling(A, B, Q, R)
 
     def residual(P, args):
         return dare_residual(P, *args)
 
-    kbwd = backward_iterations or n * n
+    kbwd = backward_iterations or 3 * n * n  # restarts recover what the first cycle's rounding leaves
+    linear = GMRES(restart=n * n) if backward_solver == "gmres" else backward_solver
     try:
         sol = root_find(
             residual,
-            P_star,
+            P_star.detach(),
             (A, B, Q, R),
-            solver=lambda fn, z0, args: P_star,
-            adjoint=ImplicitAdjoint(linear_solver=GMRES(restart=kbwd), max_iter=kbwd, rtol=1e-10),
+            solver=lambda fn, z0, args: P_star.detach(),
+            adjoint=ImplicitAdjoint(linear_solver=linear, max_iter=kbwd, rtol=1e-9),
             atol=0.0,
             rtol=rtol,
         )
@@ -126,5 +135,5 @@ def dare(
             f"DARE: no stabilising solution to tolerance (is (A, B) stabilisable and (A, Q) detectable?): {error}",
             error.stats,
         ) from error
-    P = sol.value
+    P = P_star if gradient == "unrolled" else sol.value
     return DARESolution(P=P, K=lqr_gain(P, A, B, R), solution=sol)

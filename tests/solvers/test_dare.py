@@ -50,3 +50,14 @@ def test_dare_bad_input_and_unstabilisable_systems():
         dare(A * float("nan"), B, Q, R)
     with pytest.raises(ConvergenceError, match="stabilising"):
         dare(2 * torch.eye(3, dtype=DT).expand(3, 3, 3), torch.zeros_like(B), Q, R)
+
+
+def test_dense_and_unrolled_gradients_agree_with_gmres():
+    A, B, Q, R = random_system(batch=2, n=3, m=1, seed=2)
+    grads = []
+    for kwargs in ({}, {"backward_solver": "dense"}, {"gradient": "unrolled"}):
+        a = A.clone().requires_grad_()
+        dare(a, B, Q, R, **kwargs).K.sum().backward()
+        grads.append(a.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(grads[2], grads[0], rtol=1e-6, atol=1e-8)
