@@ -50,6 +50,12 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=lr)
+    p.add_argument(
+        "--jacobian-weight",
+        type=float,
+        default=0.0,
+        help="Jacobian regularisation: weight of the step's ||df/dz||_F^2 / N (pushes it to contract)",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -80,7 +86,12 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
     planner = build_planner(config)
     args.out.mkdir(parents=True, exist_ok=True)
     train_config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        jacobian_weight=args.jacobian_weight,
     )
     best = {"valid_success": -1.0, "epoch": 0, "state": None}
 

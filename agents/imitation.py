@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..envs.maze_dataset import MazeDataset, MazeTorchDataset
+from ..solvers import jacobian_frobenius_sq
 from .evaluation import evaluate_planner
 from .planner import Planner
 
@@ -35,10 +36,13 @@ class TrainConfig:
     grad_clip: float = 40.0
     seed: int = 0
     device: str = "cpu"
+    jacobian_weight: float = 0.0  # Jacobian regularisation (Bai et al. 2021): weight of ||df/dz||_F^2 / N
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or not self.grad_clip > 0:
             raise ValueError(f"TrainConfig: epochs, batch_size, lr and grad_clip must be positive, got {self}")
+        if not self.jacobian_weight >= 0:
+            raise ValueError(f"TrainConfig: jacobian_weight must be >= 0, got {self.jacobian_weight}")
 
 
 class TrainingDiverged(RuntimeError):
@@ -71,6 +75,7 @@ def train_planner(
     device = torch.device(config.device)
     planner.to(device)
     generator = torch.Generator().manual_seed(config.seed)
+    probe_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     loader = torch.utils.data.DataLoader(
         MazeTorchDataset(train), batch_size=config.batch_size, shuffle=True, generator=generator
     )
@@ -89,11 +94,16 @@ def train_planner(
         for batch in bar:
             inputs, actions = batch["input"].to(device), batch["action"].to(device)
             out = planner(inputs)
-            loss = imitation_loss(out.logits, actions)
+            loss = imitation = imitation_loss(out.logits, actions)
+            if config.jacobian_weight > 0:  # push the learned step towards a contraction
+                penalty = jacobian_frobenius_sq(planner.step, out.state, out.reward, generator=probe_generator)
+                size = sum(t[0].numel() for t in (out.state if isinstance(out.state, tuple) else (out.state,)))
+                jacobian_term = penalty.mean() / size
+                loss = loss + config.jacobian_weight * jacobian_term
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(planner.parameters(), config.grad_clip)
-            loss_value = float(loss.detach())
+            loss_value = float(imitation.detach())
             # a fixed point that blew up (diverged or non-finite samples), or a non-finite loss or
             # gradient, would train on garbage: skip the update and count it
             if (
@@ -107,6 +117,8 @@ def train_planner(
             labelled = actions != -100
             correct = (out.logits.argmax(1) == actions)[labelled].float().mean()
             step_stats = {"loss": loss_value, "train_accuracy": float(correct), **out.stats, **out.backward_stats()}
+            if config.jacobian_weight > 0:
+                step_stats["jacobian_frobenius_sq"] = float(jacobian_term.detach())
             for k, v in step_stats.items():
                 sums[k] = sums.get(k, 0.0) + v
             batches += 1

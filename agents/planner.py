@@ -42,6 +42,7 @@ class PlanOutput:
         solution: the implicit mode's :class:`~idplan.solvers.Solution` (forward stats; backward
             stats after ``backward()``), ``None`` in explicit mode.
         stats: forward iterations and relative residual of the last step (both modes).
+        reward: the encoded reward map ``r`` the step was iterated with (for Jacobian penalties).
     """
 
     logits: torch.Tensor
@@ -49,6 +50,7 @@ class PlanOutput:
     state: State
     solution: Solution | None = None
     stats: dict[str, float] = field(default_factory=dict)
+    reward: torch.Tensor | None = None
 
     def backward_stats(self) -> dict[str, float]:
         """Backward (adjoint) iterations and residual, once ``backward()`` has run (implicit mode)."""
@@ -201,7 +203,7 @@ class Planner(nn.Module):
                 "forward_failed": float((solution.stats.diverged | solution.stats.nonfinite).float().mean()),
             }
         logits = self.policy_logits(state, r)
-        return PlanOutput(logits, self.value_map(state, logits), state, solution, stats)
+        return PlanOutput(logits, self.value_map(state, logits), state, solution, stats, r)
 
     def _unroll(self, r: torch.Tensor) -> tuple[State, dict[str, float]]:
         state = previous = self.initial_state(r)

@@ -14,7 +14,8 @@ from idplan.agents.evaluation import evaluate_planner, rollout_metrics
 from idplan.agents.imitation import TrainConfig, TrainingDiverged, train_planner
 from idplan.agents.planner_agent import PlannerAgent
 from idplan.envs.grid_maze import GridMazeEnv
-from idplan.envs.maze_dataset import generate_splits
+from idplan.envs.maze_dataset import MazeTorchDataset, generate_splits
+from idplan.solvers import jacobian_frobenius_sq
 
 COMMUNITY_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "diffplan_m15_4abs-cc_10k.npz"
 TINY = {"hidden": 16, "q_channels": 16, "iterations": 60}
@@ -59,6 +60,25 @@ def test_training_is_deterministic_for_a_seed():
         history = train_planner(planner, splits["train"], None, TrainConfig(epochs=1, batch_size=16), progress=False)
         losses.append(history[0]["loss"])
     assert losses[0] == losses[1]
+
+
+def test_jacobian_regularisation_shrinks_the_step_jacobian():
+    splits = generate_splits(7, 96, 8, 8, seed=2, progress=False)
+    norms = {}
+    for weight in (0.0, 5.0):
+        torch.manual_seed(0)
+        planner = make_planner("conv_gppn", hidden=8, q_channels=8, iterations=30)
+        history = train_planner(
+            planner,
+            splits["train"],
+            None,
+            TrainConfig(epochs=3, batch_size=16, lr=3e-3, jacobian_weight=weight),
+            progress=False,
+        )
+        out = planner(MazeTorchDataset(splits["valid"]).inputs)
+        norms[weight] = float(jacobian_frobenius_sq(planner.step, out.state, out.reward, num_samples=4).mean().detach())
+        assert ("jacobian_frobenius_sq" in history[-1]) == (weight > 0)
+    assert norms[5.0] < 0.5 * norms[0.0]
 
 
 def test_training_stops_with_a_clear_error_when_the_fixed_point_blows_up():
