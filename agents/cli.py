@@ -1,10 +1,12 @@
-"""The ``idplan`` command line: ``idplan demo``, ``idplan train``, ``idplan eval``.
+"""The ``idplan`` command line: ``idplan demo``, ``idplan train``, ``idplan eval``, ``idplan play``.
 
     idplan demo --out runs/demo                       # small maze, trained and evaluated in minutes on CPU
     idplan train --planner vin --mode implicit --size 15 --epochs 30 --out runs/vin15
     idplan train --dataset ../shared/data/diffplan_m15_4abs-cc_10k.npz --planner conv_gppn --out runs/cc
     idplan eval runs/vin15/checkpoint.pt --dataset ../shared/data/diffplan_m15_4abs-cc_10k.npz
     idplan eval runs/demo/checkpoint.pt --size 27 --n 500     # generalisation to larger generated mazes
+    idplan play idplan/GridMaze-v0 --agent runs/demo/checkpoint.pt   # a window (space, right, r, v, q)
+    idplan play idplan/Pendulum-v0 --agent mpc --start down --record runs/pendulum.gif
 
 Every command ends its standard output with one JSON line of its results.
 """
@@ -235,7 +237,36 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate on the first N maps only")
     evaluate.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     evaluate.set_defaults(run=cmd_eval)
+    play = commands.add_parser("play", help="run an agent in a pygame window, or record it to a GIF")
+    play.add_argument("env_id", help="e.g. idplan/GridMaze-v0, idplan/Pendulum-v0, idplan/CartPole-v0")
+    play.add_argument("--agent", default="expert", help="a planner checkpoint, expert, random or mpc")
+    play.add_argument("--record", type=Path, default=None, help="write a GIF here instead of opening a window")
+    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("--episodes", type=int, default=1)
+    play.add_argument("--max-steps", type=int, default=500)
+    play.add_argument("--size", type=int, default=None, help="GridMaze map size")
+    play.add_argument("--start", default=None, help="Pendulum/CartPole start: random, down, up")
+    play.set_defaults(run=cmd_play)
     return parser
+
+
+def cmd_play(args) -> dict[str, Any]:
+    from .play import play
+
+    env_kwargs = {}
+    if args.size is not None:
+        env_kwargs["size"] = args.size
+    if args.start is not None:
+        env_kwargs["start"] = args.start
+    return play(
+        args.env_id,
+        args.agent,
+        record=args.record,
+        seed=args.seed,
+        episodes=args.episodes,
+        max_steps=args.max_steps,
+        env_kwargs=env_kwargs,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

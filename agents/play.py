@@ -1,0 +1,187 @@
+"""``idplan play``: run an agent in an environment, in a pygame window or recorded to a GIF.
+
+Keys in the window: space pauses and resumes, the right arrow steps once (when paused), ``r`` resets,
+``v`` toggles the agent's overlay (a planner's value map and policy arrows, a controller's planned
+horizon), ``q`` or Esc quits. With ``record`` (or when there is no display) the frames go to a GIF
+through ``render_mode="rgb_array"`` instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from .. import envs  # noqa: F401  (registers the environments)
+from ..envs.shortest_paths import optimal_actions, pick_action
+from .checkpoint import load_checkpoint
+from .controller import ILQRController, MPCAgent
+from .planner_agent import PlannerAgent
+
+CONTROL_TASKS = {"idplan/Pendulum-v0": "pendulum", "idplan/CartPole-v0": "cartpole"}
+
+
+class RandomAgent:
+    """Uniformly random actions from the env's (seeded) action space."""
+
+    def __init__(self, env: gym.Env, seed: int):
+        self.space = env.action_space
+        self.space.seed(seed)
+
+    def act(self, observation) -> Any:
+        return self.space.sample()
+
+
+class MazeExpert:
+    """The BFS expert on GridMaze: a shortest-path action from the agent's cell (ties broken by ``rng``)."""
+
+    def __init__(self, env: gym.Env, seed: int):
+        self.env = env.unwrapped
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, observation) -> int:
+        maze = self.env
+        optimal = optimal_actions(maze.free[None], maze.distance[None], maze.moves)
+        row, col = observation["position"]
+        return int(pick_action(optimal, self.rng)[0][row, col])
+
+
+def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0):
+    """An agent for ``env`` from ``spec``: ``"random"``, ``"expert"``, ``"mpc"`` or a checkpoint path."""
+    if spec == "random":
+        return RandomAgent(env, seed)
+    if env_id in CONTROL_TASKS:
+        if spec in ("expert", "mpc"):  # iLQR MPC with the true model is the controllers' expert
+            horizon = 20 if CONTROL_TASKS[env_id] == "pendulum" else 30
+            return MPCAgent(
+                ILQRController.for_task(CONTROL_TASKS[env_id], env.unwrapped.params, horizon=horizon, max_iter=50)
+            )
+        raise ValueError(f"agent {spec!r} is not available for {env_id}: use mpc, expert or random")
+    if spec == "expert":
+        return MazeExpert(env, seed)
+    if spec == "mpc":
+        raise ValueError(f"agent 'mpc' needs a control environment ({sorted(CONTROL_TASKS)}), not {env_id}")
+    if not Path(spec).is_file():
+        raise ValueError(f"agent must be random, expert, mpc or a checkpoint file; {spec!r} is none of these")
+    planner, _ = load_checkpoint(spec)
+    return PlannerAgent(planner)
+
+
+def set_overlay(env: gym.Env, agent, shown: bool) -> None:
+    """Draw (or clear) the agent's plan on the env's frames, when the agent has one."""
+    if not hasattr(agent, "draw_on"):
+        return
+    if shown:
+        try:
+            agent.draw_on(env)
+        except RuntimeError:  # no plan yet
+            pass
+    elif hasattr(env.unwrapped, "clear_overlay"):
+        env.unwrapped.clear_overlay()
+    else:
+        env.unwrapped.set_plan(None)
+
+
+def has_display() -> bool:
+    """Whether a pygame window can be shown (an X/Wayland display, or SDL's dummy driver in tests)."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("SDL_VIDEODRIVER"))
+
+
+def play(
+    env_id: str,
+    agent_spec: str = "expert",
+    *,
+    record: Path | None = None,
+    seed: int = 0,
+    episodes: int = 1,
+    max_steps: int = 500,
+    overlay: bool = True,
+    env_kwargs: dict | None = None,
+    events: Callable[[], Iterable[str]] | None = None,
+) -> dict:
+    """Run ``episodes`` episodes; returns a summary (returns, lengths, the GIF path if recorded).
+
+    Args:
+        events: the key presses of each frame as names (``"space"``, ``"right"``, ``"r"``, ``"v"``,
+            ``"q"``); default: read from pygame's event queue (window mode).
+    """
+    human = record is None and has_display()
+    env = gym.make(env_id, render_mode="human" if human else "rgb_array", **(env_kwargs or {}))
+    agent = make_agent(env, env_id, agent_spec, seed)
+    if events is None:
+        events = pygame_keys if human else (lambda: ())
+    frames, returns, lengths, steps_taken = [], [], [], 0
+    paused, quit_requested, shown = False, False, overlay
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        if hasattr(agent, "reset"):
+            agent.reset()
+        total, steps, done = 0.0, 0, False
+        while not done and steps < max_steps and not quit_requested:
+            single_step = False
+            for key in events():
+                if key in ("q", "escape"):
+                    quit_requested = True
+                elif key == "space":
+                    paused = not paused
+                elif key == "right":
+                    single_step = True
+                elif key == "r":
+                    obs, _ = env.reset(seed=seed + episode)
+                    total, steps = 0.0, 0
+                elif key == "v":
+                    shown = not shown
+                    set_overlay(env, agent, shown)
+            if quit_requested or (paused and not single_step):
+                if human:
+                    env.render()
+                continue
+            action = agent.act(obs)
+            set_overlay(env, agent, shown)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            steps += 1
+            steps_taken += 1
+            done = terminated or truncated
+            if not human:
+                frames.append(env.render())
+        returns.append(total)
+        lengths.append(steps)
+        if quit_requested:
+            break
+    env.close()
+    summary = {
+        "env": env_id,
+        "agent": agent_spec,
+        "episodes": len(returns),
+        "returns": returns,
+        "lengths": lengths,
+        "steps_taken": steps_taken,
+    }
+    if frames:
+        import imageio.v3 as iio
+
+        path = Path(record) if record is not None else Path("runs/play.gif")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(path, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
+        summary["gif"] = str(path)
+    return summary
+
+
+def pygame_keys() -> list[str]:
+    """Key presses waiting in pygame's queue, as names."""
+    import pygame
+
+    names = {pygame.K_SPACE: "space", pygame.K_RIGHT: "right", pygame.K_r: "r", pygame.K_v: "v", pygame.K_q: "q"}
+    names[pygame.K_ESCAPE] = "escape"
+    keys = []
+    for event in pygame.event.get():
+        if event.type == pygame.QUIT:
+            keys.append("q")
+        elif event.type == pygame.KEYDOWN and event.key in names:
+            keys.append(names[event.key])
+    return keys

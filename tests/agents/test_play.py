@@ -1,0 +1,46 @@
+"""``idplan play``: recorded GIFs headless, and the key handling driven by a scripted event queue."""
+
+import json
+
+import imageio.v3 as iio
+import pytest
+
+from idplan.agents.cli import main as idplan_main
+from idplan.agents.play import play
+
+
+@pytest.fixture(autouse=True)
+def headless(monkeypatch):
+    pytest.importorskip("pygame")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+
+
+def test_record_gridmaze_expert_and_random_to_gif(tmp_path, capsys):
+    out = tmp_path / "maze.gif"
+    assert idplan_main(["play", "idplan/GridMaze-v0", "--size", "9", "--record", str(out), "--max-steps", "40"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["gif"] == str(out) and iio.imread(out).shape[0] == summary["lengths"][0]
+    assert summary["returns"][0] > 0  # the expert reaches the goal
+    random = play("idplan/GridMaze-v0", "random", record=tmp_path / "r.gif", max_steps=10, env_kwargs={"size": 9})
+    assert random["lengths"] == [10]
+
+
+def test_scripted_keys_pause_step_toggle_and_quit(tmp_path):
+    script = iter([[], ["space"], [], ["right"], ["v"], ["right"], ["r"], ["space"], [], ["q"]])
+    summary = play(
+        "idplan/Pendulum-v0",
+        "mpc",
+        env_kwargs={"start": "down"},
+        events=lambda: next(script, ["q"]),
+        max_steps=50,
+    )
+    # frame 1 steps, 2 pauses, 3 idles, 4 and 6 single-step, 5 toggles the overlay, 7 resets,
+    # 8 resumes and steps, 9 steps, 10 quits
+    assert summary["steps_taken"] == 5 and summary["lengths"] == [2] and summary["episodes"] == 1
+
+
+def test_bad_agent_names_raise(capsys):
+    assert idplan_main(["play", "idplan/GridMaze-v0", "--agent", "mpc", "--record", "x.gif"]) == 2
+    assert "control environment" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="checkpoint"):
+        play("idplan/GridMaze-v0", "nonsense.pt", record="x.gif")
