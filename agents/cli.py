@@ -36,6 +36,7 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     p.add_argument("--planner", choices=sorted(PLANNERS), default=planner)
     p.add_argument("--mode", choices=MODES, default="implicit")
     p.add_argument("--size", type=int, default=15, help="map size of generated datasets")
+    p.add_argument("--generator", choices=["maze", "obstacles"], default="maze", help="generated map kind")
     p.add_argument("--dataset", type=Path, help="train on this file (ours or community format) instead of generating")
     p.add_argument("--n-train", type=int, default=n_train)
     p.add_argument("--n-valid", type=int, default=200)
@@ -66,7 +67,15 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
 def _datasets(args) -> dict[str, MazeDataset]:
     if args.dataset is not None:
         return {split: load_maze_file(args.dataset, split) for split in ("train", "valid", "test")}
-    return generate_splits(args.size, args.n_train, args.n_valid, args.n_test, seed=args.seed, progress=not args.quiet)
+    return generate_splits(
+        args.size,
+        args.n_train,
+        args.n_valid,
+        args.n_test,
+        generator=args.generator,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
 
 
 def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
