@@ -89,7 +89,7 @@ def dare(
             the doubling iterations, the baseline).
         backward_solver: the implicit adjoint's linear solver: ``"gmres"`` (matrix-free, default) or
             ``"dense"`` (the naive IFT: the ``n^2 x n^2`` Jacobian built and solved directly).
-        backward_iterations: adjoint iterations (default ``3 n^2``: GMRES restarted every ``n^2`` steps).
+        backward_iterations: adjoint iterations (default ``10 n^2``: GMRES restarted every ``n^2`` steps).
 
     Raises:
         ValueError: shapes that do not fit together, or non-finite inputs.
@@ -118,7 +118,7 @@ def dare(
     def residual(P, args):
         return dare_residual(P, *args)
 
-    kbwd = backward_iterations or 3 * n * n  # restarts recover what the first cycle's rounding leaves
+    kbwd = backward_iterations or 10 * n * n  # restarts recover what the first cycle's rounding leaves
     linear = GMRES(restart=n * n) if backward_solver == "gmres" else backward_solver
     try:
         sol = root_find(
@@ -126,7 +126,7 @@ def dare(
             P_star.detach(),
             (A, B, Q, R),
             solver=lambda fn, z0, args: P_star.detach(),
-            adjoint=ImplicitAdjoint(linear_solver=linear, max_iter=kbwd, rtol=1e-9),
+            adjoint=ImplicitAdjoint(linear_solver=linear, max_iter=kbwd, rtol=1e-8),
             atol=0.0,
             rtol=rtol,
         )

@@ -59,5 +59,5 @@ def test_dense_and_unrolled_gradients_agree_with_gmres():
         a = A.clone().requires_grad_()
         dare(a, B, Q, R, **kwargs).K.sum().backward()
         grads.append(a.grad)
-    torch.testing.assert_close(grads[1], grads[0], rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-7, atol=1e-9)
     torch.testing.assert_close(grads[2], grads[0], rtol=1e-6, atol=1e-8)
