@@ -56,6 +56,7 @@ class ShootingMPC(nn.Module):
         bound: control bound; control_weight: the ``|u|^2`` weight.
         refine: polishing Newton steps after shooting; generator: for the candidates (reproducible).
         ridge: the CG backward's epsilon-ridge for (nearly) singular Hessians (0: exact).
+        rtol: stationarity tolerance ``||grad|| <= 1e-8 + rtol ||v||`` reported in ``last.stats``.
     """
 
     def __init__(
@@ -70,12 +71,13 @@ class ShootingMPC(nn.Module):
         control_weight: float = 1e-3,
         refine: int = 5,
         ridge: float = 0.0,
+        rtol: float = 1e-6,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
         self.dynamics, self.cost, self.m = dynamics, cost, m
         self.horizon, self.particles, self.bound = horizon, particles, bound
-        self.control_weight, self.refine, self.ridge = control_weight, refine, ridge
+        self.control_weight, self.refine, self.ridge, self.rtol = control_weight, refine, ridge, rtol
         self.generator = generator
         self.last = None
 
@@ -133,7 +135,7 @@ class ShootingMPC(nn.Module):
                 x0,
                 solver=lambda score, V0, x: self.polish(self.shoot(x), x),
                 adjoint=ImplicitAdjoint(linear_solver=CG(ridge=self.ridge), max_iter=100, rtol=1e-10, warn=False),
-                rtol=1e-6,
+                rtol=self.rtol,
                 atol=1e-8,
                 throw=False,
             )
