@@ -97,7 +97,15 @@ def train_cost(
     """Algorithm 2's train_c: the first MPC control, stepped by the learned model, should reach the expert's next state."""
     cost = TargetCost(WEIGHTS, torch.randn(5, generator=generator, dtype=torch.float64) * 0.5)
     mpc = ShootingMPC(
-        model, cost, 1, horizon=1, particles=1000, bound=BOUND, control_weight=PARAMS.force_weight, generator=generator
+        model,
+        cost,
+        1,
+        horizon=1,
+        bound=BOUND,
+        control_weight=PARAMS.force_weight,
+        refine=10,
+        rtol=1e-5,
+        generator=generator,
     )
     optimiser = torch.optim.Adam(cost.parameters(), lr=1e-2)
     pairs_from, pairs_to = xs[:-1].reshape(-1, 5), xs[1:].reshape(-1, 5)
