@@ -136,16 +136,23 @@ def plot(curves, path: Path) -> None:
         return
     dampings = sorted({c for c, _ in curves}, reverse=True)
     fig, axes = plt.subplots(2, len(dampings), figsize=(4 * len(dampings), 6), squeeze=False)
+    styles = {"ift-gmres": "-", "ift-dense": "--", "unrolled": ":"}
     for col, c in enumerate(dampings):
         for method in METHODS:
             if (c, method) not in curves:
                 continue
-            for row, (index, name) in enumerate(((1, "model loss ||A_hat - A||^2"), (0, "imitation loss"))):
-                values = torch.tensor([run[index] for run in curves[(c, method)]])
-                mean, std = values.mean(0), values.std(0) if len(values) > 1 else torch.zeros(values.shape[1])
+            for row, (index, name) in enumerate(
+                ((1, "model loss ||A_hat - A||^2"), (0, "imitation loss (moving mean, 50)"))
+            ):
+                values = torch.tensor([run[index] for run in curves[(c, method)]], dtype=torch.float64)
+                if index == 0:  # the per-iteration loss of one random window is noisy: smooth it
+                    kernel = torch.ones(1, 1, 50, dtype=values.dtype) / 50
+                    values = torch.nn.functional.conv1d(values[:, None], kernel)[:, 0]
+                logs = values.clamp_min(1e-30).log10()  # geometric mean and spread over initialisations
+                mean, std = logs.mean(0), logs.std(0) if len(logs) > 1 else torch.zeros(logs.shape[1])
                 ax = axes[row, col]
-                ax.plot(mean, label=method)
-                ax.fill_between(range(len(mean)), (mean - std).clamp_min(1e-12), mean + std, alpha=0.2)
+                ax.plot(10**mean, styles[method], label=method)
+                ax.fill_between(range(len(mean)), 10 ** (mean - std), 10 ** (mean + std), alpha=0.15)
                 ax.set_yscale("log")
                 ax.set_title(f"c = {c}: {name}", fontsize=9)
                 ax.set_xlabel("iteration")
