@@ -250,8 +250,7 @@ def _optimise(model, x_init, U0, lower, upper, max_iter, tol, newton):
             r_u = grad_u if lower is None else U - torch.clamp(U - grad_u, lower, upper)
             stationary = r_u.abs().amax(dim=(0, 2)) <= tol * (1 + U.abs().amax(dim=(0, 2)))
         lo, hi = (None, None) if lower is None else (lower - U, upper - U)
-        gains = _regularised_pass(model, X, U, q, A, Bu, lam if newton else None, lo, hi, reg)
-        reg = gains.reg
+        gains, reg = _regularised_pass(model, X, U, q, A, Bu, lam if newton else None, lo, hi, reg)
         small_step = gains.k.abs().amax(dim=(0, 2)) <= tol * (1 + U.detach().abs().amax(dim=(0, 2)))
         iterations = iterations + (~converged).long()
         if tol > 0:  # tol = 0: a fixed budget of exactly max_iter iterations
@@ -278,17 +277,16 @@ def _optimise(model, x_init, U0, lower, upper, max_iter, tol, newton):
     return X, U, J, converged, iterations, reg, None
 
 
-def _regularised_pass(model, X, U, q, A, Bu, lam, lo, hi, reg) -> RiccatiPass:
+def _regularised_pass(model, X, U, q, A, Bu, lam, lo, hi, reg) -> tuple[RiccatiPass, torch.Tensor]:
     """A Riccati pass with the Newton Hessian (``lam`` given) where it is positive definite on the
     controls, else the Gauss-Newton one, else Gauss-Newton with more regularisation (per sample).
-    The regularisation actually used is returned as ``.reg``."""
+    Returns the pass and the regularisation actually used (``[B]``)."""
     hessians = model.hessians(X, U, lam)
     H_gn = hessians[0]
     if lam is not None:
         gains = riccati(hessians[1], q, A, Bu, lower=lo, upper=hi, reg=reg)
         if not bool(gains.indefinite.any()):
-            gains.reg = reg
-            return gains
+            return gains, reg
         fallback = gains.indefinite
     gn = riccati(H_gn, q, A, Bu, lower=lo, upper=hi, reg=reg)
     for _retry in range(8):  # raise the regularisation where Quu is still not positive definite
@@ -296,17 +294,15 @@ def _regularised_pass(model, X, U, q, A, Bu, lam, lo, hi, reg) -> RiccatiPass:
             break
         reg = torch.where(gn.indefinite, torch.clamp(reg * 10, min=1e-6), reg)
         gn = riccati(H_gn, q, A, Bu, lower=lo, upper=hi, reg=reg)
-    gn.reg = reg
     if lam is None:
-        return gn
+        return gn, reg
     merged = RiccatiPass(
         *(
             torch.where(_expand(fallback, getattr(gains, name)), getattr(gn, name), getattr(gains, name))
             for name in RiccatiPass.__dataclass_fields__
         )
     )
-    merged.reg = reg
-    return merged
+    return merged, reg
 
 
 def _expand(mask, like):
