@@ -22,7 +22,7 @@ from .checkpoint import load_checkpoint
 from .controller import ILQRController, MPCAgent
 from .planner_agent import PlannerAgent
 
-CONTROL_TASKS = {"idplan/Pendulum-v0": "pendulum", "idplan/CartPole-v0": "cartpole"}
+ENV_TASKS = {"idplan/Pendulum-v0": "pendulum", "idplan/CartPole-v0": "cartpole"}  # env id -> controller task
 
 
 class RandomAgent:
@@ -54,17 +54,17 @@ def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0):
     """An agent for ``env`` from ``spec``: ``"random"``, ``"expert"``, ``"mpc"`` or a checkpoint path."""
     if spec == "random":
         return RandomAgent(env, seed)
-    if env_id in CONTROL_TASKS:
+    if env_id in ENV_TASKS:
         if spec in ("expert", "mpc"):  # iLQR MPC with the true model is the controllers' expert
-            horizon = 20 if CONTROL_TASKS[env_id] == "pendulum" else 30
+            horizon = 20 if ENV_TASKS[env_id] == "pendulum" else 30
             return MPCAgent(
-                ILQRController.for_task(CONTROL_TASKS[env_id], env.unwrapped.params, horizon=horizon, max_iter=50)
+                ILQRController.for_task(ENV_TASKS[env_id], env.unwrapped.params, horizon=horizon, max_iter=50)
             )
         raise ValueError(f"agent {spec!r} is not available for {env_id}: use mpc, expert or random")
     if spec == "expert":
         return MazeExpert(env, seed)
     if spec == "mpc":
-        raise ValueError(f"agent 'mpc' needs a control environment ({sorted(CONTROL_TASKS)}), not {env_id}")
+        raise ValueError(f"agent 'mpc' needs a control environment ({sorted(ENV_TASKS)}), not {env_id}")
     if not Path(spec).is_file():
         raise ValueError(f"agent must be random, expert, mpc or a checkpoint file; {spec!r} is none of these")
     planner, _ = load_checkpoint(spec)
