@@ -27,6 +27,7 @@ CONTROL_TASKS: dict[str, tuple[ModuleType, type]] = {
     "cartpole": (cartpole, cartpole.CartPoleParams),
 }
 _BOUND_FIELD = {"pendulum": "max_torque", "cartpole": "max_force"}
+SWING_UP_HORIZON = {"pendulum": 20, "cartpole": 30}  # MPC horizons that swing each env up (examples/mpc_swingup.py)
 
 
 class ILQRController(nn.Module):

@@ -19,7 +19,7 @@ import numpy as np
 from .. import envs  # noqa: F401  (registers the environments)
 from ..envs.shortest_paths import optimal_actions, pick_action
 from .checkpoint import load_checkpoint
-from .controller import ILQRController, MPCAgent
+from .controller import SWING_UP_HORIZON, ILQRController, MPCAgent
 from .planner_agent import PlannerAgent
 
 ENV_TASKS = {"idplan/Pendulum-v0": "pendulum", "idplan/CartPole-v0": "cartpole"}  # env id -> controller task
@@ -56,7 +56,7 @@ def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0):
         return RandomAgent(env, seed)
     if env_id in ENV_TASKS:
         if spec in ("expert", "mpc"):  # iLQR MPC with the true model is the controllers' expert
-            horizon = 20 if ENV_TASKS[env_id] == "pendulum" else 30
+            horizon = SWING_UP_HORIZON[ENV_TASKS[env_id]]
             return MPCAgent(
                 ILQRController.for_task(ENV_TASKS[env_id], env.unwrapped.params, horizon=horizon, max_iter=50)
             )

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 import idplan.envs  # noqa: F401  (registers the environments)
-from idplan.agents.controller import ILQRController, MPCAgent
+from idplan.agents.controller import SWING_UP_HORIZON, ILQRController, MPCAgent
 
-ENVS = {"pendulum": ("idplan/Pendulum-v0", 0, 20), "cartpole": ("idplan/CartPole-v0", 2, 30)}
+ENVS = {"pendulum": ("idplan/Pendulum-v0", 0), "cartpole": ("idplan/CartPole-v0", 2)}  # env id, angle index
 
 
 def run_episode(env, agent: MPCAgent, seed: int, record: bool, angle_index: int):
@@ -60,7 +60,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {}
     for name in ["pendulum", "cartpole"] if args.env == "both" else [args.env]:
-        env_id, angle_index, horizon = ENVS[name]
+        env_id, angle_index = ENVS[name]
+        horizon = SWING_UP_HORIZON[name]
         env = gym.make(env_id, start="down", render_mode="rgb_array")
         agent = MPCAgent(ILQRController.for_task(name, horizon=args.horizon or horizon, max_iter=args.max_iter))
         returns, successes, start = [], [], time.perf_counter()
