@@ -121,9 +121,6 @@ class _NonlinearModel:
         AB = jac[:n, :-1].permute(1, 2, 0, 3)  # [T-1, B, n, N]
         return jac[n], AB[..., :n], AB[..., n:]
 
-    def hessian(self, X, U, costates=None):
-        return self.hessians(X, U, costates)[-1]
-
     def hessians(self, X, U, costates=None):
         """``(H_cost,)``, or with ``costates`` ``(H_cost, H_cost + sum_i lambda_i d^2 f_i)``, from one call."""
         T, batch, n = X.shape
@@ -167,9 +164,6 @@ class _LinearQuadraticModel:
     def first_order(self, X, U):
         q = (self.C @ torch.cat([X, U], -1).unsqueeze(-1)).squeeze(-1) + self.c
         return q, self.F[..., : self.n], self.F[..., self.n :]
-
-    def hessian(self, X, U, costates=None):
-        return self.C
 
     def hessians(self, X, U, costates=None):
         return (self.C,) if costates is None else (self.C, self.C)
@@ -399,7 +393,7 @@ def _solve(model, x_init, u_init, lower, upper, gradient, max_iter, tol, adjoint
 def _last_layer(model, x_init, X, U, lower, upper):
     """DiffMPC's gradient: the LQR approximation at the (constant) solution, differentiated exactly."""
     q, A, Bu = model.first_order(X, U)
-    H = model.hessian(X, U)
+    (H,) = model.hessians(X, U)
     tau = torch.cat([X, U], -1)
     F = torch.cat([A, Bu], -1)
     f = model.transitions(X, U) - (F @ tau[:-1].unsqueeze(-1)).squeeze(-1)

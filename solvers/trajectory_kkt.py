@@ -41,12 +41,9 @@ class TrajectoryModel(Protocol):
     def first_order(self, X: torch.Tensor, U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(q, A, Bu)``: the stage-cost gradients ``[T, B, N]`` and the dynamics Jacobians."""
 
-    def hessian(self, X: torch.Tensor, U: torch.Tensor, costates: torch.Tensor | None = None) -> torch.Tensor:
-        """``[T, B, N, N]``: the stage-cost Hessians, or with ``costates`` those of the Lagrangian's
-        stage terms ``g_t + lambda_{t+1}^T f_t`` (second derivatives of the dynamics included)."""
-
     def hessians(self, X: torch.Tensor, U: torch.Tensor, costates: torch.Tensor | None = None) -> tuple:
-        """``(cost Hessian,)`` or, with ``costates``, ``(cost Hessian, Lagrangian Hessian)`` together."""
+        """``([T, B, N, N] stage-cost Hessians,)`` or, with ``costates``, also the Hessians of the
+        Lagrangian's stage terms ``g_t + lambda_{t+1}^T f_t`` (second derivatives of the dynamics included)."""
 
 
 def costates(q: torch.Tensor, A: torch.Tensor, n: int) -> torch.Tensor:
@@ -116,7 +113,7 @@ class KKTSystem:
         n = X.shape[-1]
         with torch.no_grad():
             q, self.A, self.Bu = model.first_order(X, U)
-            self.H = model.hessian(X, U, Lam)
+            self.H = model.hessians(X, U, Lam)[-1]
             self.pinned = active_bounds(U, lagrangian_grad_u(q, self.Bu, Lam, n), lower, upper)
         self.shape = (X.shape[0], n, U.shape[-1])
 
