@@ -44,3 +44,28 @@ def test_bad_agent_names_raise(capsys):
     assert "control environment" in capsys.readouterr().err
     with pytest.raises(ValueError, match="checkpoint"):
         play("idplan/GridMaze-v0", "nonsense.pt", record="x.gif")
+
+
+def test_play_a_planner_checkpoint_with_its_overlay(tmp_path):
+    import torch
+
+    from idplan.agents.checkpoint import build_planner, planner_config, save_checkpoint
+
+    config = planner_config("vin", hidden=8, q_channels=8, iterations=20)
+    torch.manual_seed(0)
+    path = tmp_path / "vin.pt"
+    save_checkpoint(path, build_planner(config), config)
+    summary = play("idplan/GridMaze-v0", str(path), record=tmp_path / "vin.gif", max_steps=5, env_kwargs={"size": 9})
+    frames = iio.imread(tmp_path / "vin.gif")
+    assert summary["lengths"] == [5]  # (the GIF writer merges identical frames: a bumping agent makes some)
+    plain = play(
+        "idplan/GridMaze-v0",
+        str(path),
+        record=tmp_path / "plain.gif",
+        max_steps=5,
+        overlay=False,
+        env_kwargs={"size": 9},
+    )
+    assert (
+        plain["lengths"] == [5] and (iio.imread(tmp_path / "plain.gif")[0] != frames[0]).any()
+    )  # the value overlay is drawn
