@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .maze_rendering import import_pygame
+from .maze_rendering import HumanWindow, import_pygame
 
 
 def check_params(params: Any, positive: tuple[str, ...], non_negative: tuple[str, ...]) -> None:
@@ -61,8 +61,7 @@ class ControlEnv(gym.Env):
         self.last_action = 0.0
         self._plan: np.ndarray | None = None
         self._pygame = None
-        self._window = None
-        self._clock = None
+        self._window: HumanWindow | None = None
 
     def _initial_state(self, options: dict) -> np.ndarray:
         raise NotImplementedError
@@ -125,22 +124,16 @@ class ControlEnv(gym.Env):
         if self.render_mode == "rgb_array":
             return np.transpose(pg.surfarray.array3d(surface), (1, 0, 2)).copy()
         if self._window is None:
-            pg.display.init()
-            pg.display.set_caption(f"idplan {type(self).__name__}")
-            self._window = pg.display.set_mode(self.frame_size)
-            self._clock = pg.time.Clock()
-        pg.event.pump()
-        self._window.blit(surface, (0, 0))
-        pg.display.flip()
-        self._clock.tick(self.metadata["render_fps"])
+            self._window = HumanWindow(f"idplan {type(self).__name__}", self.metadata["render_fps"])
+        self._window.show(surface)
         return None
 
     def close(self):
         if self._window is not None:
-            self._pygame.display.quit()
+            self._window.close()
             self._window = None
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.update(_pygame=None, _window=None, _clock=None)  # pygame objects do not pickle
+        state.update(_pygame=None, _window=None)  # pygame objects do not pickle
         return state

@@ -106,7 +106,6 @@ class GridMazeEnv(gym.Env):
         self.free: np.ndarray | None = None
         self._renderer = None
         self._window = None
-        self._clock = None
         self._overlay: dict[str, np.ndarray | None] = {"values": None, "policy": None}
 
     # ------------------------------------------------------------------ episode
@@ -268,25 +267,20 @@ class GridMazeEnv(gym.Env):
         )
         if self.render_mode == "rgb_array":
             return self._renderer.to_array()
-        pg = self._renderer.pygame
         if self._window is None:
-            pg.display.init()
-            pg.display.set_caption(f"idplan GridMaze {self.size}x{self.size}")
-            self._window = pg.display.set_mode(surface.get_size())
-            self._clock = pg.time.Clock()
-        pg.event.pump()
-        self._window.blit(surface, (0, 0))
-        pg.display.flip()
-        self._clock.tick(self.metadata["render_fps"])
+            from .maze_rendering import HumanWindow
+
+            self._window = HumanWindow(f"idplan GridMaze {self.size}x{self.size}", self.metadata["render_fps"])
+        self._window.show(surface)
         return None
 
     def close(self):
         if self._window is not None:
-            self._renderer.pygame.display.quit()
+            self._window.close()
             self._window = None
         self._renderer = None
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.update(_renderer=None, _window=None, _clock=None)  # pygame objects do not pickle
+        state.update(_renderer=None, _window=None)  # pygame objects do not pickle
         return state

@@ -34,6 +34,33 @@ def import_pygame():
     return pygame
 
 
+class HumanWindow:
+    """The pygame window of an env's ``render_mode="human"``: opened on the first frame, paced at ``fps``."""
+
+    def __init__(self, caption: str, fps: int):
+        self.pygame = import_pygame()
+        self.caption, self.fps = caption, fps
+        self._display = None
+        self._clock = None
+
+    def show(self, surface) -> None:
+        pg = self.pygame
+        if self._display is None:
+            pg.display.init()
+            pg.display.set_caption(self.caption)
+            self._display = pg.display.set_mode(surface.get_size())
+            self._clock = pg.time.Clock()
+        pg.event.pump()
+        self._display.blit(surface, (0, 0))
+        pg.display.flip()
+        self._clock.tick(self.fps)
+
+    def close(self) -> None:
+        if self._display is not None:
+            self.pygame.display.quit()
+            self._display = None
+
+
 def heat_colours(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Map ``values`` ``[m, m]`` to RGB ``[m, m, 3]`` uint8 on ``mask``, scaled to its min..max."""
     colours = np.zeros(values.shape + (3,), dtype=np.uint8)
