@@ -138,6 +138,7 @@ class CartPoleEnv(ControlEnv):
     _dynamics = staticmethod(dynamics)
     _observe = staticmethod(observe)
     _cost = staticmethod(cost)
+    state_names = ("x", "x_dot", "theta", "theta_dot")
 
     def __init__(self, params: CartPoleParams | None = None, start: str = "down", render_mode: str | None = None):
         self.params = params if params is not None else CartPoleParams()
@@ -151,14 +152,7 @@ class CartPoleEnv(ControlEnv):
         high = np.array([np.inf, np.inf, 1, 1, np.inf], dtype=np.float32)
         self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
 
-    def _initial_state(self, options: dict) -> np.ndarray:
-        if "state" in options:
-            state = np.asarray(options["state"], dtype=np.float64)
-            if state.shape != (4,) or not np.isfinite(state).all():
-                raise ValueError(
-                    f"options['state'] must be a finite (x, x_dot, theta, theta_dot), got {options['state']!r}"
-                )
-            return state
+    def _initial_state(self) -> np.ndarray:
         state = self.np_random.uniform(-0.05, 0.05, size=4)
         if self.start == "down":
             state[2] = math.pi + self.np_random.uniform(-0.1, 0.1)

@@ -41,14 +41,16 @@ def params_as_tensors(params: Any, like: torch.Tensor) -> dict[str, torch.Tensor
 class ControlEnv(gym.Env):
     """Base class: a torch-dynamics environment with bounded scalar actions and pygame rendering.
 
-    Subclasses set ``params`` and define :meth:`_initial_state`, :meth:`_draw` and the pure functions
-    ``_dynamics``, ``_observe``, ``_cost`` (static, from their module).
+    Subclasses set ``params`` and ``state_names`` and define :meth:`_initial_state` (a random start),
+    :meth:`_draw` and the pure functions ``_dynamics``, ``_observe``, ``_cost`` (static, from their
+    module). ``reset(options={"state": ...})`` sets the state exactly.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 20}
     _dynamics: Callable
     _observe: Callable
     _cost: Callable
+    state_names: tuple[str, ...]
     action_bound: float
     frame_size = (500, 500)
 
@@ -63,7 +65,7 @@ class ControlEnv(gym.Env):
         self._pygame = None
         self._window: HumanWindow | None = None
 
-    def _initial_state(self, options: dict) -> np.ndarray:
+    def _initial_state(self) -> np.ndarray:
         raise NotImplementedError
 
     def _draw(self, surface, state: np.ndarray, ghost: bool) -> None:
@@ -75,7 +77,15 @@ class ControlEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self.state = np.asarray(self._initial_state(options or {}), dtype=np.float64)
+        options = options or {}
+        if "state" in options:
+            state = np.asarray(options["state"], dtype=np.float64)
+            if state.shape != (len(self.state_names),) or not np.isfinite(state).all():
+                names = ", ".join(self.state_names)
+                raise ValueError(f"options['state'] must be a finite ({names}), got {options['state']!r}")
+            self.state = state
+        else:
+            self.state = np.asarray(self._initial_state(), dtype=np.float64)
         self.last_action = 0.0
         self._plan = None
         if self.render_mode == "human":

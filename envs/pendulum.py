@@ -116,6 +116,7 @@ class PendulumEnv(ControlEnv):
     _dynamics = staticmethod(dynamics)
     _observe = staticmethod(observe)
     _cost = staticmethod(cost)
+    state_names = ("theta", "theta_dot")
 
     def __init__(self, params: PendulumParams | None = None, start: str = "random", render_mode: str | None = None):
         self.params = params if params is not None else PendulumParams()
@@ -130,12 +131,7 @@ class PendulumEnv(ControlEnv):
             np.array([-1, -1, -np.inf], dtype=np.float32), np.array([1, 1, np.inf], dtype=np.float32), dtype=np.float32
         )
 
-    def _initial_state(self, options: dict) -> np.ndarray:
-        if "state" in options:
-            state = np.asarray(options["state"], dtype=np.float64)
-            if state.shape != (2,) or not np.isfinite(state).all():
-                raise ValueError(f"options['state'] must be a finite (theta, theta_dot), got {options['state']!r}")
-            return state
+    def _initial_state(self) -> np.ndarray:
         if self.start == "down":
             return np.array([math.pi + self.np_random.uniform(-0.1, 0.1), self.np_random.uniform(-0.1, 0.1)])
         return np.array([self.np_random.uniform(-math.pi, math.pi), self.np_random.uniform(-1.0, 1.0)])
