@@ -3,6 +3,7 @@
     idplan demo --out runs/demo                       # small maze, trained and evaluated in minutes on CPU
     idplan train --planner vin --mode implicit --size 15 --epochs 30 --out runs/vin15
     idplan train --dataset ../shared/data/diffplan_m15_4abs-cc_10k.npz --planner conv_gppn --out runs/cc
+    idplan train --task arm --size 18 --planner sym_vin --out runs/arm18   # C-space of a 2-link arm (torus)
     idplan eval runs/vin15/checkpoint.pt --dataset ../shared/data/diffplan_m15_4abs-cc_10k.npz
     idplan eval runs/demo/checkpoint.pt --size 27 --n 500     # generalisation to larger generated mazes
     idplan play idplan/GridMaze-v0 --agent runs/demo/checkpoint.pt   # a window (space, right, r, v, q)
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..envs.arm_dataset import ArmDataset, generate_arm_splits
 from ..envs.maze_dataset import MazeDataset, generate_splits, load_maze_file
 from . import MODES, PLANNERS
 from .checkpoint import build_planner, load_checkpoint, planner_config, save_checkpoint
@@ -35,7 +37,13 @@ from .planner_agent import PlannerAgent
 def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, n_train: int, lr: float) -> None:
     p.add_argument("--planner", choices=sorted(PLANNERS), default=planner)
     p.add_argument("--mode", choices=MODES, default="implicit")
-    p.add_argument("--size", type=int, default=15, help="map size of generated datasets")
+    p.add_argument(
+        "--task",
+        choices=["maze", "arm"],
+        default="maze",
+        help="maze: 2D navigation; arm: the 2-link arm's C-space (a torus; planners use circular padding)",
+    )
+    p.add_argument("--size", type=int, default=15, help="map size of generated datasets (arm: bins per joint)")
     p.add_argument("--generator", choices=["maze", "obstacles"], default="maze", help="generated map kind")
     p.add_argument("--dataset", type=Path, help="train on this file (ours or community format) instead of generating")
     p.add_argument("--n-train", type=int, default=n_train)
@@ -50,6 +58,12 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     p.add_argument("--backward-iterations", type=int, default=15)
     p.add_argument("--q-channels", type=int, default=None, help="Q / hidden channels (default: the planner's)")
     p.add_argument("--kernel-size", type=int, default=3)
+    p.add_argument(
+        "--value-bound",
+        type=float,
+        default=None,
+        help="vin/sym_vin: keep each value kernel's L1 norm below this (< 1: a contraction; use on the arm's torus)",
+    )
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=lr)
@@ -64,7 +78,13 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _datasets(args) -> dict[str, MazeDataset]:
+def _datasets(args) -> dict[str, MazeDataset | ArmDataset]:
+    if args.task == "arm":
+        if args.dataset is not None:
+            raise ValueError("--dataset reads maze files; arm datasets are generated (--size is the bins per joint)")
+        return generate_arm_splits(
+            args.size, args.n_train, args.n_valid, args.n_test, seed=args.seed, progress=not args.quiet
+        )
     if args.dataset is not None:
         return {split: load_maze_file(args.dataset, split) for split in ("train", "valid", "test")}
     return generate_splits(
@@ -78,10 +98,17 @@ def _datasets(args) -> dict[str, MazeDataset]:
     )
 
 
-def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
+def _tasks(data: MazeDataset | ArmDataset) -> MazeDataset:
+    """The planning tasks of a dataset (an arm dataset's C-space tasks)."""
+    return data.tasks if isinstance(data, ArmDataset) else data
+
+
+def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset | ArmDataset]]:
     """Build, train and test a planner from the parsed options; writes checkpoint and metrics to ``args.out``."""
     data = _datasets(args)
+    tasks = {split: _tasks(d) for split, d in data.items()}
     options = dict(
+        padding="circular" if tasks["train"].torus else "zeros",
         mode=args.mode,
         iterations=args.iterations,
         tol=args.tol,
@@ -92,6 +119,10 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
     )
     if args.q_channels is not None:
         options["q_channels"] = args.q_channels
+    if args.value_bound is not None:
+        if args.planner not in ("vin", "sym_vin"):
+            raise ValueError(f"--value-bound applies to vin and sym_vin, not {args.planner}")
+        options["value_bound"] = args.value_bound
     config = planner_config(args.planner, **options)
     torch.manual_seed(args.seed)
     planner = build_planner(config)
@@ -115,26 +146,28 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
     start = time.perf_counter()
     try:
         history = train_planner(
-            planner, data["train"], data["valid"], train_config, args.out, not args.quiet, on_epoch_end=keep_best
+            planner, tasks["train"], tasks["valid"], train_config, args.out, not args.quiet, on_epoch_end=keep_best
         )
     except TrainingDiverged as error:
         if best["state"] is None:
             raise
         planner.load_state_dict(best["state"])
-        save_checkpoint(checkpoint, planner, config, epochs=best["epoch"], size=data["test"].size)
+        save_checkpoint(checkpoint, planner, config, epochs=best["epoch"], size=tasks["test"].size)
         raise TrainingDiverged(
             f"{error}; the best weights (epoch {best['epoch']}) are saved in {checkpoint}"
         ) from error
     train_seconds = time.perf_counter() - start
     if best["state"] is not None:  # test the epoch with the best validation success
         planner.load_state_dict(best["state"])
-    test = evaluate_planner(planner, data["test"], device=args.device)
-    save_checkpoint(checkpoint, planner, config, test=test, epochs=best["epoch"], size=data["test"].size)
+    test = evaluate_planner(planner, tasks["test"], device=args.device)
+    save_checkpoint(checkpoint, planner, config, test=test, epochs=best["epoch"], size=tasks["test"].size)
     summary = {
+        "task": args.task,
         "planner": args.planner,
         "mode": args.mode,
-        "size": data["test"].size,
-        "train_maps": len(data["train"]),
+        "iterations": args.iterations,
+        "size": tasks["test"].size,
+        "train_maps": len(tasks["train"]),
         "epochs": args.epochs,
         "best_epoch": best["epoch"],
         "train_seconds": round(train_seconds, 1),
@@ -147,22 +180,27 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset]]:
     return planner, summary, data
 
 
-def render_rollout(planner: Planner, data: MazeDataset, path: Path, device: str, seed: int = 0) -> dict[str, Any]:
-    """Play the planner on the first test maze from its farthest start cell and write a GIF with
-    the value overlay. The rollout stops at the goal, or when the greedy policy revisits a cell (a
-    deterministic policy then loops for ever)."""
+def render_rollout(
+    planner: Planner, data: MazeDataset | ArmDataset, path: Path, device: str, seed: int = 0
+) -> dict[str, Any]:
+    """Play the planner on the first test task from its farthest start cell and write a GIF with
+    the value overlay (GridMaze, or the arm's workspace and C-space). The rollout stops at the
+    goal, or when the greedy policy revisits a cell (a deterministic policy then loops for ever)."""
     import gymnasium as gym
-
-    from ..envs import grid_maze  # noqa: F401  (registers the env)
 
     try:
         import imageio.v3 as iio
     except ImportError as error:
         raise SystemExit('writing the GIF needs imageio: pip install "idplan[render]"') from error
-    task = 0
-    start = np.unravel_index(int(data.distances[task].argmax()), data.distances[task].shape)
-    env = gym.make("idplan/GridMaze-v0", size=data.size, moves=data.moves, render_mode="rgb_array")
-    options = {"map": (~data.free[task]).astype(np.int8), "goal": tuple(data.goals[task]), "start": start}
+    task, tasks = 0, _tasks(data)
+    start = np.unravel_index(int(tasks.distances[task].argmax()), tasks.distances[task].shape)
+    options = {"goal": tuple(tasks.goals[task]), "start": start}
+    if isinstance(data, ArmDataset):
+        env = gym.make("idplan/ArmCSpace-v0", bins=data.bins, geometry=data.geometry, render_mode="rgb_array")
+        options["obstacles"] = data.obstacles[task]
+    else:
+        env = gym.make("idplan/GridMaze-v0", size=data.size, moves=data.moves, render_mode="rgb_array")
+        options["map"] = (~data.free[task]).astype(np.int8)
     obs, info = env.reset(seed=seed, options=options)
     agent = PlannerAgent(planner, device)
     agent.plan(obs)
@@ -247,13 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     evaluate.set_defaults(run=cmd_eval)
     play = commands.add_parser("play", help="run an agent in a pygame window, or record it to a GIF")
-    play.add_argument("env_id", help="e.g. idplan/GridMaze-v0, idplan/Pendulum-v0, idplan/CartPole-v0")
+    play.add_argument("env_id", help="e.g. idplan/GridMaze-v0, idplan/ArmCSpace-v0, idplan/Pendulum-v0")
     play.add_argument("--agent", default="expert", help="a planner checkpoint, expert, random or mpc")
     play.add_argument("--record", type=Path, default=None, help="write a GIF here instead of opening a window")
     play.add_argument("--seed", type=int, default=0)
     play.add_argument("--episodes", type=int, default=1)
     play.add_argument("--max-steps", type=int, default=500)
-    play.add_argument("--size", type=int, default=None, help="GridMaze map size")
+    play.add_argument("--size", type=int, default=None, help="GridMaze map size, or the arm's bins per joint")
     play.add_argument("--start", default=None, help="Pendulum/CartPole start: random, down, up")
     play.set_defaults(run=cmd_play)
     return parser
@@ -264,7 +302,7 @@ def cmd_play(args) -> dict[str, Any]:
 
     env_kwargs = {}
     if args.size is not None:
-        env_kwargs["size"] = args.size
+        env_kwargs["bins" if args.env_id.startswith("idplan/Arm") else "size"] = args.size
     if args.start is not None:
         env_kwargs["start"] = args.start
     return play(

@@ -23,7 +23,7 @@ def rollout_metrics(data: MazeDataset, actions: np.ndarray) -> dict[str, float]:
     Also ``accuracy``: fraction of starts whose action is one of the optimal ones.
     """
     starts = data.distances > 0
-    steps = greedy_rollouts(data.free, data.goals, actions, starts, data.moves)[starts]
+    steps = greedy_rollouts(data.free, data.goals, actions, starts, data.moves, torus=data.torus)[starts]
     shortest = data.distances[starts]
     success = steps >= 0
     chosen = np.take_along_axis(data.optimal, actions.clip(0, data.moves - 1).astype(np.int64)[:, None], axis=1)[:, 0]

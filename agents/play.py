@@ -45,7 +45,7 @@ class MazeExpert:
 
     def act(self, observation) -> int:
         maze = self.env
-        optimal = optimal_actions(maze.free[None], maze.distance[None], maze.moves)
+        optimal = optimal_actions(maze.free[None], maze.distance[None], maze.moves, maze.torus)
         row, col = observation["position"]
         return int(pick_action(optimal, self.rng)[0][row, col])
 
@@ -67,6 +67,8 @@ def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0):
         raise ValueError(f"agent 'mpc' needs a control environment ({sorted(ENV_TASKS)}), not {env_id}")
     if not Path(spec).is_file():
         raise ValueError(f"agent must be random, expert, mpc or a checkpoint file; {spec!r} is none of these")
+    if "map" not in getattr(env.observation_space, "spaces", {}):
+        raise ValueError(f"a planner checkpoint plays on map observations (GridMaze, ArmCSpace), not {env_id}")
     planner, _ = load_checkpoint(spec)
     return PlannerAgent(planner)
 

@@ -7,7 +7,7 @@ import torch
 
 from .group_conv import GroupConv, LiftingConv, group_elements
 from .planner import Planner
-from .vin import max_over_channels
+from .vin import bound_value_kernel, max_over_channels
 
 
 class SymVIN(Planner):
@@ -28,10 +28,14 @@ class SymVIN(Planner):
         group: ``"D4"`` (default) or ``"C4"``.
         hidden: regular fields of the encoder (default 16: 128 channels for D4).
         q_channels: regular Q fields (default 16).
+        value_bound: as :class:`~idplan.agents.vin.VIN`'s: a bound below 1 on the L1 norm of each Q
+            field's value kernel makes the step a contraction (use it on a torus).
         Other arguments: see :class:`~idplan.agents.planner.Planner` (``actions`` must be 4).
     """
 
-    def __init__(self, *, group: str = "D4", hidden: int = 16, q_channels: int = 16, **kwargs):
+    def __init__(
+        self, *, group: str = "D4", hidden: int = 16, q_channels: int = 16, value_bound: float | None = None, **kwargs
+    ):
         super().__init__(hidden=hidden, **kwargs)
         if self.actions != 4:
             raise ValueError(f"SymVIN plans over the 4 moves N, W, S, E; got actions={self.actions}")
@@ -42,8 +46,10 @@ class SymVIN(Planner):
         self.reward = GroupConv(hidden, 1, 1, bias=False, **conv)
         self.q = GroupConv(2, q_channels, self.kernel_size, bias=False, **conv)
         self.policy = GroupConv(q_channels, 1, 1, bias=False, **conv)
-        with torch.no_grad():  # start contractive (as VIN): small value-field kernels
-            self.q.weight[:, 1].mul_(0.5)
+        with torch.no_grad():  # start contractive (as VIN): each Q field's value kernel has L1 norm ~0.5
+            bound = 1.0 / (self.order * self.kernel_size**2)
+            self.q.weight[:, 1].uniform_(-bound, bound)
+        bound_value_kernel(self.q, value_bound)
 
     def encode(self, maps: torch.Tensor) -> torch.Tensor:
         return self.reward(self.lift(maps))

@@ -8,6 +8,8 @@ from gymnasium.envs.registration import register, registry
 
 _ENVS = {
     "idplan/GridMaze-v0": ("idplan.envs.grid_maze:GridMazeEnv", None),
+    "idplan/ArmCSpace-v0": ("idplan.envs.arm:ArmCSpaceEnv", None),
+    "idplan/ArmWorkspace-v0": ("idplan.envs.arm:ArmWorkspaceEnv", None),
     "idplan/Pendulum-v0": ("idplan.envs.pendulum:PendulumEnv", 200),
     "idplan/CartPole-v0": ("idplan.envs.cartpole:CartPoleEnv", 200),
 }

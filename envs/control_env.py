@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .maze_rendering import HumanWindow, import_pygame
+from .maze_rendering import HumanWindow, import_pygame, surface_array
 
 
 def check_params(params: Any, positive: tuple[str, ...], non_negative: tuple[str, ...]) -> None:
@@ -132,7 +132,7 @@ class ControlEnv(gym.Env):
                 self._draw(surface, ghost, ghost=True)
         self._draw(surface, self.state, ghost=False)
         if self.render_mode == "rgb_array":
-            return np.transpose(pg.surfarray.array3d(surface), (1, 0, 2)).copy()
+            return surface_array(surface)
         if self._window is None:
             self._window = HumanWindow(f"idplan {type(self).__name__}", self.metadata["render_fps"])
         self._window.show(surface)

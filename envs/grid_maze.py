@@ -72,6 +72,9 @@ class GridMazeEnv(gym.Env):
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 8}
     _MAX_DRAWS = 1000  # maps drawn to satisfy given options before giving up
+    torus = False  # whether the map wraps around at its edges (subclasses on a torus set it)
+    _task_option = "map"  # the reset option that fixes the map
+    _blocked = "lies on an obstacle"  # how errors describe a cell that is not free
 
     def __init__(
         self,
@@ -124,15 +127,16 @@ class GridMazeEnv(gym.Env):
         """
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - {"map", "goal", "start"}
+        expected = (self._task_option, "goal", "start")
+        unknown = set(options) - set(expected)
         if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; expected 'map', 'goal', 'start'")
-        free = self._option_map(options["map"]) if "map" in options else None
+            raise ValueError(f"unknown reset options {sorted(unknown)}; expected {', '.join(map(repr, expected))}")
+        free = self._option_task(options[self._task_option]) if self._task_option in options else None
         goal, start = (self._option_cell(options, name) for name in ("goal", "start"))
         if goal is not None and goal == start:
             raise ValueError(f"options['start'] {start} is the goal")
         for _ in range(self._MAX_DRAWS):
-            task_free = free if free is not None else generate_maps(1, self.size, self.np_random, self.generator)[0]
+            task_free = free if free is not None else self._draw_task()
             blocked = [
                 (name, cell)
                 for name, cell in (("goal", goal), ("start", start))
@@ -140,24 +144,24 @@ class GridMazeEnv(gym.Env):
             ]
             if blocked:
                 if free is not None:
-                    raise ValueError(f"options['{blocked[0][0]}'] {blocked[0][1]} lies on an obstacle")
+                    raise ValueError(f"options['{blocked[0][0]}'] {blocked[0][1]} {self._blocked}")
                 continue  # a drawn map covers a given cell: draw another
             task_goal = goal
             if task_goal is None:  # uniform over free cells, or over those a given start can reach
-                near = None if start is None else bfs_distances(task_free[None], np.array([start]), self.moves) > 0
+                near = None if start is None else self._distances(task_free, start) > 0
                 if near is not None and not near.any():
                     if free is not None:
                         raise ValueError(f"options['start'] {start} has no path to any other cell")
                     continue
                 task_goal = tuple(random_free_cells(task_free[None], self.np_random, where=near)[0])
-            distance = bfs_distances(task_free[None], np.array([task_goal]), self.moves)[0]
+            distance = self._distances(task_free, task_goal)[0]
             if (distance[start] > 0) if start is not None else (distance > 0).any():
                 break
             if free is not None and (goal is not None or start is not None):
                 raise ValueError(
                     f"options['start'] {start} has no path to the goal"
                     if start is not None
-                    else "options['map']/['goal']: no free cell has a path to the goal"
+                    else f"options['{self._task_option}']/['goal']: no free cell has a path to the goal"
                 )
         else:
             raise ValueError(f"no task satisfying options {sorted(options)} found in {self._MAX_DRAWS} draws")
@@ -179,6 +183,8 @@ class GridMazeEnv(gym.Env):
         if not self.action_space.contains(action):
             raise ValueError(f"action must be an int in [0, {self.moves}), got {action!r}")
         row, col = np.array(self.position) + self.offsets[int(action)]
+        if self.torus:
+            row, col = row % self.size, col % self.size
         bumped = not (0 <= row < self.size and 0 <= col < self.size and self.free[row, col])
         if not bumped:
             self.position = (int(row), int(col))
@@ -211,8 +217,17 @@ class GridMazeEnv(gym.Env):
             "is_success": self.position == self.goal,
         }
 
-    # ------------------------------------------------------------------ options
-    def _option_map(self, value) -> np.ndarray:
+    # ------------------------------------------------------------------ tasks
+    def _draw_task(self) -> np.ndarray:
+        """Draw a task from ``self.np_random``; returns its ``[m, m]`` free map."""
+        return generate_maps(1, self.size, self.np_random, self.generator)[0]
+
+    def _distances(self, free: np.ndarray, cell: tuple[int, int]) -> np.ndarray:
+        """``[1, m, m]`` shortest-path distances to ``cell`` on ``free``."""
+        return bfs_distances(free[None], np.array([cell]), self.moves, self.torus)
+
+    def _option_task(self, value) -> np.ndarray:
+        """The free map of ``options["map"]`` (validated)."""
         grid = np.asarray(value)
         if grid.shape != (self.size, self.size):
             raise ValueError(f"options['map'] must have shape ({self.size}, {self.size}), got {grid.shape}")
@@ -259,20 +274,28 @@ class GridMazeEnv(gym.Env):
         if self.free is None:
             raise RuntimeError("GridMazeEnv: call reset() before render()")
         if self._renderer is None:
-            from .maze_rendering import MazeRenderer
-
-            self._renderer = MazeRenderer(self.size)
-        surface = self._renderer.draw(
-            self.free, self.goal, self.position, self.trail, moves=self.moves, **self._overlay
-        )
+            self._renderer = self._make_renderer()
+        surface = self._draw_frame()
         if self.render_mode == "rgb_array":
             return self._renderer.to_array()
         if self._window is None:
             from .maze_rendering import HumanWindow
 
-            self._window = HumanWindow(f"idplan GridMaze {self.size}x{self.size}", self.metadata["render_fps"])
+            self._window = HumanWindow(self._caption(), self.metadata["render_fps"])
         self._window.show(surface)
         return None
+
+    def _make_renderer(self):
+        from .maze_rendering import MazeRenderer
+
+        return MazeRenderer(self.size)
+
+    def _draw_frame(self):
+        """Draw the current frame with ``self._renderer``; returns the pygame surface."""
+        return self._renderer.draw(self.free, self.goal, self.position, self.trail, moves=self.moves, **self._overlay)
+
+    def _caption(self) -> str:
+        return f"idplan GridMaze {self.size}x{self.size}"
 
     def close(self):
         if self._window is not None:

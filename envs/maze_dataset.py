@@ -43,6 +43,7 @@ class MazeDataset:
         actions: ``[n, m, m]`` int8, one optimal action per cell (seeded tie-breaking), -1 where
             ``optimal`` is empty.
         moves: 4 (N, W, S, E) or 8 (then NW, SW, SE, NE).
+        torus: the maps wrap around at their edges (configuration spaces of revolute joints).
     """
 
     free: np.ndarray
@@ -51,6 +52,7 @@ class MazeDataset:
     optimal: np.ndarray
     actions: np.ndarray
     moves: int
+    torus: bool = False
 
     def __post_init__(self):
         n, m = len(self.free), self.size
@@ -84,6 +86,7 @@ class MazeDataset:
             self.optimal[index],
             self.actions[index],
             self.moves,
+            self.torus,
         )
 
     @property
@@ -95,18 +98,14 @@ class MazeDataset:
         """One hash per map (the map only, not the goal), to check that splits are distinct."""
         return map_digests(self.free)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The dataset as named plain arrays (what :meth:`save` writes, less the format tag)."""
+        fields = ("free", "goals", "distances", "optimal", "actions")
+        return {**{k: getattr(self, k) for k in fields}, "moves": np.array(self.moves), "torus": np.array(self.torus)}
+
     def save(self, path: str | os.PathLike) -> None:
         """Write to a compressed ``.npz`` (plain arrays only: loading it runs no code)."""
-        np.savez_compressed(
-            path,
-            format=np.array(FORMAT),
-            free=self.free,
-            goals=self.goals,
-            distances=self.distances,
-            optimal=self.optimal,
-            actions=self.actions,
-            moves=np.array(self.moves),
-        )
+        np.savez_compressed(path, format=np.array(FORMAT), **self.arrays())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MazeDataset:
@@ -120,19 +119,21 @@ class MazeDataset:
         missing = [k for k in fields if k not in arrays]
         if missing:
             raise ValueError(f"{path}: missing arrays {missing}")
-        return cls(**{k: arrays[k] for k in fields[:-1]}, moves=int(arrays["moves"]))
+        torus = bool(arrays["torus"]) if "torus" in arrays else False  # absent in files before it existed
+        return cls(**{k: arrays[k] for k in fields[:-1]}, moves=int(arrays["moves"]), torus=torus)
 
 
 def concatenate(parts: list[MazeDataset]) -> MazeDataset:
     """Join datasets of the same map size and move set."""
     if not parts:
         raise ValueError("concatenate: nothing to join")
-    if len({(p.size, p.moves) for p in parts}) != 1:
-        raise ValueError("concatenate: datasets differ in map size or moves")
+    if len({(p.size, p.moves, p.torus) for p in parts}) != 1:
+        raise ValueError("concatenate: datasets differ in map size, moves or topology (torus)")
     fields = ("free", "goals", "distances", "optimal", "actions")
     return MazeDataset(
         **{k: np.concatenate([getattr(p, k) for p in parts]) for k in fields},
         moves=parts[0].moves,
+        torus=parts[0].torus,
     )
 
 
@@ -157,13 +158,15 @@ def random_free_cells(free: np.ndarray, rng: np.random.Generator, where: np.ndar
     return np.stack(np.divmod(flat, free.shape[-1]), axis=1).astype(np.int64)
 
 
-def label_tasks(free: np.ndarray, goals: np.ndarray, moves: int, rng: np.random.Generator) -> MazeDataset:
+def label_tasks(
+    free: np.ndarray, goals: np.ndarray, moves: int, rng: np.random.Generator, torus: bool = False
+) -> MazeDataset:
     """Expert labels for given maps and goals: BFS distances, optimal actions, one pick per cell."""
     free = check_maps(free)
     goals = np.asarray(goals, dtype=np.int64)
-    distances = bfs_distances(free, goals, moves)
-    optimal = optimal_actions(free, distances, moves)
-    return MazeDataset(free, goals, distances, optimal, pick_action(optimal, rng), moves)
+    distances = bfs_distances(free, goals, moves, torus)
+    optimal = optimal_actions(free, distances, moves, torus)
+    return MazeDataset(free, goals, distances, optimal, pick_action(optimal, rng), moves, torus)
 
 
 def generate_dataset(
@@ -294,6 +297,8 @@ def write_community(path: str | os.PathLike, train: MazeDataset, valid: MazeData
     for name, data in zip(SPLITS, (train, valid, test)):
         if data.moves != 4:
             raise ValueError(f"the community format has 4 actions; split {name!r} has {data.moves}")
+        if data.torus:
+            raise ValueError(f"the community format has no torus maps; split {name!r} wraps around")
         n, m = len(data), data.size
         k_maze, k_goal, k_label = COMMUNITY_KEYS[name]
         goal_map = np.zeros((n, 1, m, m))

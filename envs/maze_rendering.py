@@ -61,6 +61,12 @@ class HumanWindow:
             self._display = None
 
 
+def surface_array(surface) -> np.ndarray:
+    """A pygame surface as an ``[H, W, 3]`` uint8 array."""
+    pygame = import_pygame()
+    return np.ascontiguousarray(pygame.surfarray.array3d(surface).transpose(1, 0, 2))
+
+
 def heat_colours(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Map ``values`` ``[m, m]`` to RGB ``[m, m, 3]`` uint8 on ``mask``, scaled to its min..max."""
     colours = np.zeros(values.shape + (3,), dtype=np.uint8)
@@ -74,6 +80,17 @@ def heat_colours(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     frac = (t - left)[..., None]
     colours[:] = ((1 - frac) * HEAT_RAMP[left] + frac * HEAT_RAMP[left + 1]).round().astype(np.uint8)
     return colours
+
+
+def contiguous_runs(trail) -> list[list[tuple[int, int]]]:
+    """Split a path of cells into runs of neighbouring cells (one step apart in each coordinate)."""
+    runs: list[list[tuple[int, int]]] = []
+    for cell in trail:
+        if runs and max(abs(cell[0] - runs[-1][-1][0]), abs(cell[1] - runs[-1][-1][1])) <= 1:
+            runs[-1].append(cell)
+        else:
+            runs.append([cell])
+    return runs
 
 
 class MazeRenderer:
@@ -109,7 +126,8 @@ class MazeRenderer:
         Args:
             free: ``[m, m]`` bool map.
             goal, position: ``(row, column)`` cells.
-            trail: visited cells in order, drawn as a polyline.
+            trail: visited cells in order, drawn as a polyline (broken where it jumps, as across
+                the seam of a torus).
             values: optional ``[m, m]`` value map, drawn as a heat map over free cells.
             policy: optional ``[m, m]`` action per cell (-1 for none) or ``[moves, m, m]`` action
                 scores (the best is drawn), drawn as arrows on free cells.
@@ -130,8 +148,9 @@ class MazeRenderer:
             self._draw_policy(np.asarray(policy), free, moves)
         goal_rect = pg.Rect(goal[1] * c + c // 6, goal[0] * c + c // 6, c - 2 * (c // 6), c - 2 * (c // 6))
         pg.draw.rect(self.surface, GOAL, goal_rect)  # on top of any arrow
-        if len(trail) > 1:
-            pg.draw.lines(self.surface, TRAIL, False, [self._centre(*p) for p in trail], max(1, c // 8))
+        for run in contiguous_runs(trail):  # a torus path leaves one edge and enters the opposite one
+            if len(run) > 1:
+                pg.draw.lines(self.surface, TRAIL, False, [self._centre(*p) for p in run], max(1, c // 8))
         pg.draw.circle(self.surface, AGENT, self._centre(*position), max(2, c // 3))
         return self.surface
 
@@ -158,4 +177,4 @@ class MazeRenderer:
 
     def to_array(self) -> np.ndarray:
         """The current frame as ``[H, W, 3]`` uint8."""
-        return np.ascontiguousarray(self.pygame.surfarray.array3d(self.surface).transpose(1, 0, 2))
+        return surface_array(self.surface)

@@ -14,10 +14,12 @@ def greedy_rollouts(
     starts: np.ndarray,
     moves: int = 4,
     max_steps: int | None = None,
+    torus: bool = False,
 ) -> np.ndarray:
     """Follow a deterministic per-cell policy from every start cell of every map, in parallel.
 
-    A move into an obstacle or off the map leaves the walker in place (as in ``GridMaze``).
+    A move into an obstacle or off the map leaves the walker in place (as in ``GridMaze``); on a
+    torus (``torus=True``) a move off one edge enters on the opposite one.
 
     Args:
         free: ``[n, m, m]`` bool maps.
@@ -27,6 +29,7 @@ def greedy_rollouts(
         moves: 4 or 8.
         max_steps: step budget (default ``m * m``: a deterministic walker that has not arrived
             by then loops forever).
+        torus: the maps wrap around at their edges.
 
     Returns:
         ``[n, m, m]`` int32: steps to reach the goal from each start, -1 if it never arrives
@@ -53,6 +56,8 @@ def greedy_rollouts(
         valid = (a >= 0) & (a < moves)
         nr = rows + np.where(valid, offsets[a.clip(0, moves - 1), 0], 0)
         nc = cols + np.where(valid, offsets[a.clip(0, moves - 1), 1], 0)
+        if torus:
+            nr, nc = nr % m, nc % m
         inside = (nr >= 0) & (nr < m) & (nc >= 0) & (nc < m)
         ok = inside & free[b[idx], nr.clip(0, m - 1), nc.clip(0, m - 1)]
         rows, cols = np.where(ok, nr, rows), np.where(ok, nc, cols)

@@ -3,7 +3,8 @@
 All functions are pure numpy over a batch of maps ``free`` (``[n, m, m]`` bool, ``True`` on free
 cells). Moves follow :data:`~idplan.envs.grid_bellman.MOVES_4` / ``MOVES_8``: a move is allowed
 when its destination is a free cell on the map (a diagonal may pass between two obstacles); every
-move costs one step. The move set is symmetric, so the distance *to* the goal is the BFS distance
+move costs one step. With ``torus=True`` the map wraps around (a move off one edge enters on the
+opposite one), as the configuration space of two revolute joints does. The move set is symmetric, so the distance *to* the goal is the BFS distance
 *from* the goal.
 
 The BFS keeps the frontier as a flat array of cell indices over the whole batch, so each level
@@ -43,13 +44,14 @@ def check_maps(free: np.ndarray, name: str = "free") -> np.ndarray:
     return free
 
 
-def bfs_distances(free: np.ndarray, goals: np.ndarray, moves: int = 4) -> np.ndarray:
+def bfs_distances(free: np.ndarray, goals: np.ndarray, moves: int = 4, torus: bool = False) -> np.ndarray:
     """Shortest-path distance (in steps) from every cell to its map's goal.
 
     Args:
         free: ``[n, m, m]`` bool, ``True`` on free cells.
         goals: ``[n, 2]`` integer ``(row, column)`` of each goal (a free cell).
         moves: 4 or 8.
+        torus: the map wraps around at its edges.
 
     Returns:
         ``[n, m, m]`` int32: the distance, 0 at the goal, :data:`UNREACHABLE` (-1) on obstacles and
@@ -65,19 +67,26 @@ def bfs_distances(free: np.ndarray, goals: np.ndarray, moves: int = 4) -> np.nda
     if not free[np.arange(n), goals[:, 0], goals[:, 1]].all():
         raise ValueError("a goal lies on an obstacle")
 
-    side = m + 2  # pad with a wall border so neighbours never wrap around
-    padded = np.zeros((n, side, side), dtype=bool)
-    padded[:, 1:-1, 1:-1] = free
-    open_cells = padded.ravel()
+    open_cells = free.ravel()
     dist = np.full(open_cells.shape, UNREACHABLE, dtype=np.int32)
-    steps = np.array([dr * side + dc for dr, dc in move_offsets(moves)], dtype=np.int64)
-    frontier = np.arange(n, dtype=np.int64) * side * side + (goals[:, 0] + 1) * side + (goals[:, 1] + 1)
+    offsets = np.array(move_offsets(moves), dtype=np.int64)
+    frontier = (np.arange(n, dtype=np.int64) * m + goals[:, 0]) * m + goals[:, 1]
     dist[frontier] = 0
     first_seen = np.empty(open_cells.shape, dtype=np.int64)  # scratch for de-duplication
     level = 0
     while frontier.size:
         level += 1
-        nbr = (frontier[:, None] + steps[None, :]).ravel()
+        map_row, col = np.divmod(frontier, m)  # map_row = map index * m + row
+        row = map_row % m
+        nbr_row = row[:, None] + offsets[None, :, 0]
+        nbr_col = col[:, None] + offsets[None, :, 1]
+        if torus:
+            nbr_row, nbr_col = nbr_row % m, nbr_col % m
+            inside = np.ones(nbr_row.shape, dtype=bool)
+        else:
+            inside = (nbr_row >= 0) & (nbr_row < m) & (nbr_col >= 0) & (nbr_col < m)
+        nbr = ((map_row - row)[:, None] + nbr_row) * m + nbr_col
+        nbr = nbr[inside]
         nbr = nbr[open_cells[nbr] & (dist[nbr] == UNREACHABLE)]
         # keep one copy of each cell: the entry whose position the scratch array remembers
         order = np.arange(nbr.size)
@@ -85,26 +94,37 @@ def bfs_distances(free: np.ndarray, goals: np.ndarray, moves: int = 4) -> np.nda
         nbr = nbr[first_seen[nbr] == order]
         dist[nbr] = level
         frontier = nbr
-    return dist.reshape(n, side, side)[:, 1:-1, 1:-1].copy()
+    return dist.reshape(n, m, m)
 
 
-def optimal_actions(free: np.ndarray, dist: np.ndarray, moves: int = 4) -> np.ndarray:
+def optimal_actions(free: np.ndarray, dist: np.ndarray, moves: int = 4, torus: bool = False) -> np.ndarray:
     """The set of optimal actions in every cell, as a multi-hot ``[n, moves, m, m]`` bool array.
 
     An action is optimal in a free cell at distance ``d > 0`` when it leads to a free cell at
     distance ``d - 1``; the goal, obstacles and cells that cannot reach the goal have none.
+    ``torus``: the map wraps around (as in :func:`bfs_distances`).
     """
     free = check_maps(free)
     n, m, _ = free.shape
     if dist.shape != free.shape:
         raise ValueError(f"dist must have the maps' shape {free.shape}, got {dist.shape}")
-    padded = np.full((n, m + 2, m + 2), UNREACHABLE, dtype=np.int32)
-    padded[:, 1:-1, 1:-1] = dist
     out = np.empty((n, moves, m, m), dtype=bool)
-    for a, (dr, dc) in enumerate(move_offsets(moves)):
-        nxt = padded[:, 1 + dr : 1 + dr + m, 1 + dc : 1 + dc + m]
+    for a, offset in enumerate(move_offsets(moves)):
+        nxt = neighbour_values(dist, offset, UNREACHABLE, torus)
         out[:, a] = (dist > 0) & (nxt >= 0) & (nxt == dist - 1)
     return out
+
+
+def neighbour_values(grid: np.ndarray, offset: tuple[int, int], fill, torus: bool = False) -> np.ndarray:
+    """``grid[..., row + dr, col + dc]`` for every cell of ``grid`` ``[..., m, m]``: wrapped around
+    on a torus, ``fill`` where the neighbour is off the map otherwise."""
+    dr, dc = offset
+    if torus:
+        return np.roll(grid, (-dr, -dc), axis=(-2, -1))
+    m = grid.shape[-1]
+    padded = np.full(grid.shape[:-2] + (m + 2, m + 2), fill, dtype=grid.dtype)
+    padded[..., 1:-1, 1:-1] = grid
+    return padded[..., 1 + dr : 1 + dr + m, 1 + dc : 1 + dc + m]
 
 
 def pick_action(multi_hot: np.ndarray, rng: np.random.Generator) -> np.ndarray:

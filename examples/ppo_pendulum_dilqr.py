@@ -1,9 +1,11 @@
 """PPO with a dILQR actor on the pendulum, starting from wrong physical parameters.
 
-The actor's mean action is the first control of an iLQR plan (horizon 10) whose gravity and mass are
+The actor's mean action is the first control of an iLQR plan (horizon 20) whose gravity and mass are
 learned (log-parametrised) from reward alone through the implicit gradient; the critic is an MLP on
-the observation and the planned control. Reports the average return over 20 evaluation episodes
-before and after training, and the learned parameters against the true ones (g = 10, m = 1).
+the observation and the planned control. The default start, gravity 25 (true 10), makes the
+controller fail to swing up (with the true parameters the same controller does). Reports the
+average return over 20 evaluation episodes before and after training, and the learned parameters
+against the true ones (g = 10, m = 1).
 
     python examples/ppo_pendulum_dilqr.py                 # 20k steps
     python examples/ppo_pendulum_dilqr.py --steps 4096
@@ -46,14 +48,18 @@ def average_return(model: PPO, episodes: int, seed: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--gravity", type=float, default=6.0, help="the actor's initial (wrong) gravity")
-    parser.add_argument("--mass", type=float, default=2.0, help="the actor's initial (wrong) mass")
+    parser.add_argument("--gravity", type=float, default=25.0, help="the actor's initial (wrong) gravity")
+    parser.add_argument("--mass", type=float, default=1.0, help="the actor's initial mass")
+    parser.add_argument("--horizon", type=int, default=20)
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     kwargs = controller_policy_kwargs(
-        "pendulum", params=PendulumParams(gravity=args.gravity, mass=args.mass), learn=("gravity", "mass"), horizon=10
+        "pendulum",
+        params=PendulumParams(gravity=args.gravity, mass=args.mass),
+        learn=("gravity", "mass"),
+        horizon=args.horizon,
     )
     env = make_vec_env("idplan/Pendulum-v0", n_envs=4, seed=args.seed)
     model = PPO(

@@ -1,0 +1,174 @@
+"""A planar two-link arm among obstacles: ``idplan/ArmCSpace-v0`` and ``idplan/ArmWorkspace-v0``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from .arm_geometry import (
+    ArmGeometry,
+    bins_to_angles,
+    check_bins,
+    check_obstacles,
+    cspace_maps,
+    forward_kinematics,
+    random_obstacles,
+    workspace_images,
+)
+from .grid_maze import GridMazeEnv
+
+WORKSPACE_PIXELS = 96
+
+
+class ArmCSpaceEnv(GridMazeEnv):
+    """Move a planar two-link arm to a goal configuration, planning on its configuration space.
+
+    ## Description
+    A two-link arm (links 0.5 and 0.4 m, base at the centre of the ``[-1, 1]^2`` workspace; see
+    :mod:`idplan.envs.arm_geometry`) shares the workspace with 0 to ``max_obstacles`` random discs
+    and rectangles. Each joint angle is discretised into ``bins`` bins (18: 20 degrees per bin;
+    36: 10 degrees); the configuration space (C-space) is the ``bins x bins`` torus of bin pairs,
+    with a cell occupied when either link meets an obstacle (exact segment tests at the bin's
+    configuration). Start and goal are collision-free configurations connected on the torus. This
+    is the C-space manipulation task of the implicit differentiable planning paper: the same
+    planners as on :class:`~idplan.envs.grid_maze.GridMazeEnv` apply, with circular padding.
+
+    ## Action Space
+    ``Discrete(4)``: 0 ``q1 - 1 bin``, 1 ``q2 - 1 bin``, 2 ``q1 + 1 bin``, 3 ``q2 + 1 bin`` (GridMaze's
+    N, W, S, E on the map whose rows index ``q1`` and columns ``q2``), wrapping around 0/360 degrees.
+    A move into a colliding configuration leaves the arm in place (a bump).
+
+    ## Observation Space
+    As GridMaze's, on the C-space: ``"map"`` (``[bins, bins]`` int8, 1 where the arm collides),
+    ``"goal"`` (one-hot goal configuration) and ``"position"`` (the ``(q1, q2)`` bins).
+
+    ## Rewards, Episode End, Info
+    As GridMaze's (-0.01 a step, -0.1 more for a bump, +1 at the goal; ``"distance"``,
+    ``"optimal_length"``, ``"bumped"``, ``"is_success"``), distances measured on the torus. ``info``
+    also has ``"obstacles"`` (``[max_obstacles, 5]``, see :mod:`.arm_geometry`).
+
+    ## Starting State
+    On ``reset`` obstacles are drawn, then the goal and the start among the collision-free
+    configurations connected to it. ``options`` may fix ``"obstacles"`` (``[K, 5]`` rows),
+    ``"goal"`` and ``"start"`` (``(q1, q2)`` bins); a configuration in collision, or one with no
+    path to the goal, raises ``ValueError``.
+
+    ## Arguments
+    - ``bins``: bins per joint (default 18; an int >= 5).
+    - ``max_obstacles``: default 5.
+    - ``geometry``: an :class:`~idplan.envs.arm_geometry.ArmGeometry` (link lengths, workspace).
+    - ``max_episode_steps``: default ``2 * bins * bins``.
+    - ``render_mode``: ``None``, ``"human"`` or ``"rgb_array"``: the workspace with the arm, its
+      end-effector trail and the goal pose as a ghost, beside the C-space map with the path.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    torus = True
+    _task_option = "obstacles"
+    _blocked = "is in collision"
+
+    def __init__(
+        self,
+        bins: int = 18,
+        max_obstacles: int = 5,
+        geometry: ArmGeometry = ArmGeometry(),
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+    ):
+        bins = check_bins(bins)
+        if isinstance(max_obstacles, bool) or not isinstance(max_obstacles, (int, np.integer)) or max_obstacles < 0:
+            raise ValueError(f"max_obstacles must be a non-negative int, got {max_obstacles!r}")
+        super().__init__(size=bins, moves=4, max_episode_steps=max_episode_steps, render_mode=render_mode)
+        self.bins, self.max_obstacles, self.geometry = bins, int(max_obstacles), geometry
+        self.obstacles: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ tasks
+    def _draw_task(self) -> np.ndarray:
+        self.obstacles = random_obstacles(1, self.np_random, self.max_obstacles, self.geometry)[0]
+        return ~cspace_maps(self.obstacles[None], self.bins, self.geometry)[0]
+
+    def _option_task(self, value) -> np.ndarray:
+        try:
+            obstacles = check_obstacles(value)
+        except ValueError as error:
+            raise ValueError(f"options['obstacles']: {error}") from None
+        free = ~cspace_maps(obstacles[None], self.bins, self.geometry)[0]
+        if not free.any():
+            raise ValueError("options['obstacles'] leave no collision-free configuration")
+        self.obstacles = obstacles
+        return free
+
+    def _info(self, bumped: bool) -> dict[str, Any]:
+        return {**super()._info(bumped), "obstacles": self.obstacles.copy()}
+
+    def configuration(self, cell: tuple[int, int] | None = None) -> np.ndarray:
+        """Joint angles ``[2]`` (radians) of a C-space cell (default: the arm's current one)."""
+        return bins_to_angles(self.position if cell is None else cell, self.bins)
+
+    def end_effector(self, cell: tuple[int, int] | None = None) -> np.ndarray:
+        """Workspace position ``[2]`` of the tip at a C-space cell (default: the current one)."""
+        return forward_kinematics(self.configuration(cell), self.geometry)[1]
+
+    # ------------------------------------------------------------------ rendering
+    # render() is GridMaze's: the frame shows the workspace (arm, end-effector trail, goal ghost)
+    # beside the C-space map with the path and any overlay
+    def _make_renderer(self):
+        from .arm_rendering import ArmRenderer
+
+        return ArmRenderer(self.bins, self.geometry)
+
+    def _draw_frame(self):
+        return self._renderer.draw(self.obstacles, self.free, self.goal, self.position, self.trail, **self._overlay)
+
+    def _caption(self) -> str:
+        return f"idplan arm {self.bins}x{self.bins}"
+
+
+class ArmWorkspaceEnv(ArmCSpaceEnv):
+    """The arm task seen from above: the planner gets the workspace image, not the C-space.
+
+    Everything is as in :class:`ArmCSpaceEnv` but the observation:
+
+    - ``"workspace"``: ``MultiBinary((96, 96))`` int8, the top-down obstacle image (row 0 at
+      ``y = 1``, column 0 at ``x = -1``; see :mod:`.arm_geometry`);
+    - ``"goal"``: ``MultiDiscrete([bins, bins])``, the goal configuration's bins;
+    - ``"position"``: ``MultiDiscrete([bins, bins])``, the current configuration's bins.
+
+    The C-space stays hidden from the agent; ``info["cspace"]`` (``[bins, bins]`` int8, 1 where the
+    arm collides) carries it for supervision and evaluation. A learned mapper
+    (:class:`idplan.agents.arm_mapper.WorkspaceMapper`) turns the image into a C-space map.
+    """
+
+    def __init__(self, bins: int = 18, pixels: int = WORKSPACE_PIXELS, **kwargs):
+        super().__init__(bins, **kwargs)
+        if isinstance(pixels, bool) or not isinstance(pixels, (int, np.integer)) or pixels < 8:
+            raise ValueError(f"pixels must be an int >= 8, got {pixels!r}")
+        self.pixels = int(pixels)
+        self.observation_space = spaces.Dict(
+            {
+                "workspace": spaces.MultiBinary((self.pixels, self.pixels)),
+                "goal": spaces.MultiDiscrete([self.bins, self.bins]),
+                "position": spaces.MultiDiscrete([self.bins, self.bins]),
+            }
+        )
+        self._image: np.ndarray | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._image = None
+        return super().reset(seed=seed, options=options)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        if self._image is None:
+            self._image = workspace_images(self.obstacles[None], self.pixels, self.geometry)[0].astype(np.int8)
+        return {
+            "workspace": self._image.copy(),
+            "goal": np.array(self.goal, dtype=np.int64),
+            "position": np.array(self.position, dtype=np.int64),
+        }
+
+    def _info(self, bumped: bool) -> dict[str, Any]:
+        return {**super()._info(bumped), "cspace": (~self.free).astype(np.int8)}

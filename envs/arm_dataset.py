@@ -1,0 +1,167 @@
+"""Arm datasets: C-space manipulation tasks with expert labels, workspace images and obstacles.
+
+An :class:`ArmDataset` pairs a :class:`~idplan.envs.maze_dataset.MazeDataset` on the C-space torus
+(``free`` = collision-free configurations, goals, BFS distances and optimal actions on the torus)
+with what made it: the obstacles ``[n, K, 5]`` and the ``[n, P, P]`` top-down workspace images (see
+:mod:`.arm_geometry`). :func:`generate_arm_dataset` and :func:`generate_arm_splits` make them
+(seeded, with a progress bar); :meth:`ArmDataset.save` / :meth:`ArmDataset.load` use ``.npz`` (no
+pickles). :class:`ArmTorchDataset` adds the workspace image and the C-space target to the maze
+training view, for the workspace mapper.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .arm_geometry import ArmGeometry, check_bins, check_obstacles, cspace_maps, random_obstacles, workspace_images
+from .maze_dataset import SPLITS, MazeDataset, MazeTorchDataset, _load_npz, concatenate, label_tasks, random_free_cells
+
+FORMAT = "idplan-arm-dataset-v1"
+
+
+@dataclass(frozen=True)
+class ArmDataset:
+    """``n`` arm tasks.
+
+    Attributes:
+        tasks: the C-space tasks with expert labels (``tasks.free`` ``[n, bins, bins]``, ``torus``).
+        obstacles: ``[n, K, 5]`` float64 obstacle rows.
+        workspace: ``[n, P, P]`` bool top-down obstacle images.
+        geometry: the arm the C-spaces were computed for.
+    """
+
+    tasks: MazeDataset
+    obstacles: np.ndarray
+    workspace: np.ndarray
+    geometry: ArmGeometry = ArmGeometry()
+
+    def __post_init__(self):
+        n = len(self.tasks)
+        if not self.tasks.torus:
+            raise ValueError("ArmDataset.tasks must be labelled on the torus (torus=True)")
+        check_obstacles(self.obstacles, batched=True)
+        if len(self.obstacles) != n:
+            raise ValueError(f"ArmDataset.obstacles: expected {n} tasks, got {len(self.obstacles)}")
+        image = self.workspace
+        if not isinstance(image, np.ndarray) or image.dtype != np.bool_ or image.ndim != 3 or len(image) != n:
+            raise ValueError(f"ArmDataset.workspace must be bool [{n}, P, P], got {getattr(image, 'shape', None)}")
+
+    @property
+    def bins(self) -> int:
+        return self.tasks.size
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, index) -> ArmDataset:
+        index = np.atleast_1d(np.arange(len(self))[index])
+        return ArmDataset(self.tasks[index], self.obstacles[index], self.workspace[index], self.geometry)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write to a compressed ``.npz`` (plain arrays only)."""
+        np.savez_compressed(
+            path,
+            **self.tasks.arrays(),
+            format=np.array(FORMAT),
+            obstacles=self.obstacles,
+            workspace=np.packbits(self.workspace, axis=-1),
+            pixels=np.array(self.workspace.shape[-1]),
+            links=np.array(self.geometry.links),
+            extent=np.array(self.geometry.extent),
+            base_clearance=np.array(self.geometry.base_clearance),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ArmDataset:
+        """Read a file written by :meth:`save`; a foreign or corrupt file raises ``ValueError``."""
+        arrays = _load_npz(path)
+        fmt = arrays.get("format")
+        if fmt is None or fmt.shape != () or str(fmt) != FORMAT:
+            raise ValueError(f"{path}: not an idplan arm dataset (expected format {FORMAT!r})")
+        fields = ("free", "goals", "distances", "optimal", "actions", "obstacles", "workspace", "pixels", "links")
+        missing = [k for k in fields + ("extent", "base_clearance") if k not in arrays]
+        if missing:
+            raise ValueError(f"{path}: missing arrays {missing}")
+        pixels = int(arrays["pixels"])
+        tasks = MazeDataset(*(arrays[k] for k in fields[:5]), moves=4, torus=True)
+        geometry = ArmGeometry(
+            tuple(float(v) for v in arrays["links"]), float(arrays["extent"]), float(arrays["base_clearance"])
+        )
+        workspace = np.unpackbits(arrays["workspace"], axis=-1, count=pixels).astype(bool)
+        return cls(tasks, arrays["obstacles"], workspace, geometry)
+
+
+def generate_arm_dataset(
+    n: int,
+    bins: int = 18,
+    *,
+    max_obstacles: int = 5,
+    pixels: int = 96,
+    geometry: ArmGeometry = ArmGeometry(),
+    seed: int | np.random.Generator | None = 0,
+    progress: bool = True,
+    chunk: int = 1000,
+) -> ArmDataset:
+    """Generate ``n`` arm tasks: random obstacles, their exact C-space, a goal among the free
+    configurations (from which some other configuration is reachable) and BFS labels on the torus.
+
+    A task whose C-space has no free configuration, or whose goal is cut off from all others, is
+    redrawn.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    bins = check_bins(bins)
+    rng = np.random.default_rng(seed)
+    parts, count = [], 0
+    with tqdm(total=n, desc=f"arm {bins}x{bins}", unit="task", disable=not progress) as bar:
+        while count < n:
+            obstacles = random_obstacles(min(chunk, n - count), rng, max_obstacles, geometry)
+            free = ~cspace_maps(obstacles, bins, geometry)
+            keep = free.reshape(len(free), -1).any(axis=1)
+            obstacles, free = obstacles[keep], free[keep]
+            if not len(free):
+                continue
+            tasks = label_tasks(free, random_free_cells(free, rng), 4, rng, torus=True)
+            keep = (tasks.distances > 0).reshape(len(tasks), -1).any(axis=1)
+            tasks, obstacles = tasks[keep], obstacles[keep]
+            parts.append(ArmDataset(tasks, obstacles, workspace_images(obstacles, pixels, geometry), geometry))
+            count += len(tasks)
+            bar.update(len(tasks))
+    return ArmDataset(
+        concatenate([p.tasks for p in parts]),
+        np.concatenate([p.obstacles for p in parts]),
+        np.concatenate([p.workspace for p in parts]),
+        geometry,
+    )[:n]
+
+
+def generate_arm_splits(
+    bins: int = 18, n_train: int = 10_000, n_valid: int = 2_000, n_test: int = 2_000, *, seed: int = 0, **kwargs
+) -> dict[str, ArmDataset]:
+    """Train, validation and test arm datasets from independent streams of one seed."""
+    seeds = np.random.SeedSequence(seed).spawn(len(SPLITS))
+    counts = (n_train, n_valid, n_test)
+    return {
+        name: generate_arm_dataset(count, bins, seed=np.random.default_rng(s), **kwargs)
+        for name, count, s in zip(SPLITS, counts, seeds)
+    }
+
+
+class ArmTorchDataset(MazeTorchDataset):
+    """An :class:`ArmDataset` as training samples: the maze items (``"input"``: C-space obstacle map
+    and goal, ``"action"``, ``"optimal"``, ``"distance"``, ``"mask"``) plus ``"workspace"``
+    (``[1, P, P]`` float32 image) and ``"goal"`` (``[1, bins, bins]`` float32 one-hot goal)."""
+
+    def __init__(self, data: ArmDataset):
+        super().__init__(data.tasks)
+        self.arm = data
+        self.workspace = torch.from_numpy(data.workspace.astype(np.float32))[:, None]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = super().__getitem__(i)
+        return {**item, "workspace": self.workspace[i], "goal": item["input"][1:]}
