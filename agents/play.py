@@ -15,6 +15,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from .. import envs  # noqa: F401  (registers the environments)
 from ..envs.shortest_paths import optimal_actions, pick_action
@@ -22,7 +23,11 @@ from .checkpoint import load_checkpoint
 from .controller import SWING_UP_HORIZON, ILQRController, MPCAgent
 from .planner_agent import PlannerAgent
 
-ENV_TASKS = {"idplan/Pendulum-v0": "pendulum", "idplan/CartPole-v0": "cartpole"}  # env id -> controller task
+ENV_TASKS = {  # env id -> controller task
+    "idplan/Pendulum-v0": "pendulum",
+    "idplan/PendulumPixels-v0": "pendulum",
+    "idplan/CartPole-v0": "cartpole",
+}
 
 
 class RandomAgent:
@@ -50,6 +55,23 @@ class MazeExpert:
         return int(pick_action(optimal, self.rng)[0][row, col])
 
 
+class TrueStateAgent:
+    """An expert on a pixel environment: ``agent`` acts on the true state's observation (privileged
+    information, for demonstrations), whatever frames it is shown."""
+
+    def __init__(self, agent: MPCAgent, env: gym.Env):
+        self.agent, self.env = agent, env.unwrapped
+
+    def reset(self) -> None:
+        self.agent.reset()
+
+    def act(self, frames) -> np.ndarray:
+        return self.agent.act(self.env._observe(torch.as_tensor(self.env.state)).numpy())
+
+    def draw_on(self, env) -> None:
+        self.agent.draw_on(env)
+
+
 def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0):
     """An agent for ``env`` from ``spec``: ``"random"``, ``"expert"``, ``"mpc"`` or a checkpoint path."""
     if spec == "random":
@@ -57,9 +79,11 @@ def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0):
     if env_id in ENV_TASKS:
         if spec in ("expert", "mpc"):  # iLQR MPC with the true model is the controllers' expert
             horizon = SWING_UP_HORIZON[ENV_TASKS[env_id]]
-            return MPCAgent(
+            agent = MPCAgent(
                 ILQRController.for_task(ENV_TASKS[env_id], env.unwrapped.params, horizon=horizon, max_iter=50)
             )
+            pixels = len(env.observation_space.shape or ()) > 1
+            return TrueStateAgent(agent, env) if pixels else agent
         raise ValueError(f"agent {spec!r} is not available for {env_id}: use mpc, expert or random")
     if spec == "expert":
         return MazeExpert(env, seed)

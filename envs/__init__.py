@@ -1,4 +1,4 @@
-"""idplan.envs: Gymnasium environments (grid maze, arm, MiniWorld navigation, pendulum, cartpole).
+"""idplan.envs: Gymnasium environments (grid maze, arm, pendulum from state and from pixels, cartpole).
 
 Importing this package registers the environments, so ``gym.make("idplan/GridMaze-v0")`` works
 (or, without importing it first, ``gym.make("idplan.envs:idplan/GridMaze-v0")``).
@@ -11,6 +11,7 @@ _ENVS = {
     "idplan/ArmCSpace-v0": ("idplan.envs.arm:ArmCSpaceEnv", None),
     "idplan/ArmWorkspace-v0": ("idplan.envs.arm:ArmWorkspaceEnv", None),
     "idplan/Pendulum-v0": ("idplan.envs.pendulum:PendulumEnv", 200),
+    "idplan/PendulumPixels-v0": ("idplan.envs.pendulum_pixels:make_pendulum_pixels", 200),
     "idplan/CartPole-v0": ("idplan.envs.cartpole:CartPoleEnv", 200),
 }
 

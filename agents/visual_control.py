@@ -1,0 +1,322 @@
+"""Control from pixels through dILQR (the DiLQR paper's visual pendulum, section 5.3 and appendix A.3).
+
+stacked frames ``[B, F, H, W]`` -> :class:`FrameEncoder` -> observation ``x0 [B, 3]`` (cos, sin,
+theta_dot) -> :class:`~idplan.agents.controller.ILQRController` (learnable physics, implicit
+gradients) -> planned observations ``[T, B, 3]`` -> :class:`FrameDecoder` -> predicted frames
+``[T, B, H, W]``, compared with the true future frames. :func:`collect_episodes` records expert
+MPC episodes (true model, with exploration noise) with their frames; :func:`warm_up` supervises
+encoder and decoder with the true states (reported separately); :func:`train_end_to_end` trains
+encoder, controller parameters and decoder on the frame loss alone; :class:`PixelMPCAgent` acts
+from the env's frame stack.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..envs import pendulum
+from ..envs.pendulum_pixels import pendulum_frames
+from ..solvers import NonConvergenceWarning
+from .controller import ILQRController, MPCAgent
+
+
+def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True), nn.MaxPool2d(2)
+    )
+
+
+def _up_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+    )
+
+
+class FrameEncoder(nn.Module):
+    """Stacked frames ``[B, F, H, W]`` (uint8 or float in [0, 1]) -> observation ``[B, 3]``
+    ``(cos theta, sin theta, theta_dot)``.
+
+    Convolution, batch norm, ReLU and 2x max pooling per block down to 4x4 (four blocks at 64x64;
+    the paper has five at 224x224), then three linear layers. The ``(cos, sin)`` pair is normalised
+    onto the unit circle.
+    """
+
+    def __init__(self, frames: int = 4, size: int = 64, width: int = 16):
+        super().__init__()
+        blocks = int(math.log2(size // 4))
+        if size < 16 or 4 * 2**blocks != size:
+            raise ValueError(f"size must be 4 times a power of two (>= 16), got {size}")
+        channels = [frames] + [min(width * 2**k, 128) for k in range(blocks)]
+        self.frames, self.size = frames, size
+        self.features = nn.Sequential(*[_conv_block(a, b) for a, b in zip(channels, channels[1:])])
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels[-1] * 16, 256),
+            nn.ReLU(inplace=True),
+            nn.Linear(256, 64),
+            nn.ReLU(inplace=True),
+            nn.Linear(64, 3),
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.dim() != 4 or frames.shape[1:] != (self.frames, self.size, self.size):
+            raise ValueError(
+                f"FrameEncoder expects [B, {self.frames}, {self.size}, {self.size}], got {tuple(frames.shape)}"
+            )
+        x = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
+        out = self.head(self.features(x)).double()
+        angle = F.normalize(out[:, :2], dim=1, eps=1e-6)
+        return torch.cat([angle, out[:, 2:]], 1)
+
+
+class FrameDecoder(nn.Module):
+    """Observation ``[..., 3]`` -> frame ``[..., H, W]`` in [0, 1]: three linear layers to a 4x4 map,
+    then transposed convolutions (batch norm, ReLU) doubling the side up to ``size``, and a sigmoid."""
+
+    def __init__(self, size: int = 64, width: int = 16):
+        super().__init__()
+        blocks = int(math.log2(size // 4))
+        if size < 16 or 4 * 2**blocks != size:
+            raise ValueError(f"size must be 4 times a power of two (>= 16), got {size}")
+        channels = [min(width * 2**k, 128) for k in reversed(range(blocks))]
+        self.size, self.top = size, channels[0]
+        self.head = nn.Sequential(
+            nn.Linear(3, 64),
+            nn.ReLU(inplace=True),
+            nn.Linear(64, 256),
+            nn.ReLU(inplace=True),
+            nn.Linear(256, channels[0] * 16),
+        )
+        ups = [_up_block(a, b) for a, b in zip(channels, channels[1:])]
+        self.up = nn.Sequential(*ups, nn.ConvTranspose2d(channels[-1], 1, 4, stride=2, padding=1))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        lead = obs.shape[:-1]
+        x = self.head(obs.reshape(-1, 3).float()).view(-1, self.top, 4, 4)
+        return torch.sigmoid(self.up(x)).view(*lead, self.size, self.size)
+
+
+class VisualILQR(nn.Module):
+    """Encoder -> dILQR -> decoder. ``forward(frames)`` returns the encoded observation ``[B, 3]``,
+    the planned observations after it ``[T, B, 3]`` and their decoded frames ``[T, B, H, W]``."""
+
+    def __init__(self, encoder: FrameEncoder, controller: ILQRController, decoder: FrameDecoder):
+        super().__init__()
+        self.encoder, self.controller, self.decoder = encoder, controller, decoder
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x0 = self.encoder(frames)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NonConvergenceWarning)  # counted in the plan's stats instead
+            plan = self.controller(x0)
+        params = self.controller.params(like=x0)
+        last = self.controller.dynamics(plan.x[-1], plan.u[-1], params)
+        future = torch.cat([plan.x[1:], last[None]])  # x_1 .. x_T (plan.x[0] is x0)
+        return x0, future, self.decoder(future)
+
+
+@dataclass
+class PixelEpisodes:
+    """Recorded episodes: ``states [E, L + 1, 2]`` (theta, theta_dot), ``controls [E, L]`` and
+    ``frames [E, L + 1, H, W]`` uint8 (frame ``t`` shows state ``t``)."""
+
+    states: np.ndarray
+    controls: np.ndarray
+    frames: np.ndarray
+
+    def windows(self, stack: int, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training samples: input stacks ``[N, stack, H, W]`` (frames ``t - stack + 1 .. t``), the
+        true observation at ``t`` ``[N, 3]`` and the true future frames ``[N, horizon, H, W]``."""
+        length = self.frames.shape[1]
+        starts = np.arange(stack - 1, length - horizon)
+        e, t = np.meshgrid(np.arange(len(self.frames)), starts, indexing="ij")
+        e, t = e.ravel(), t.ravel()
+        past = self.frames[e[:, None], t[:, None] + np.arange(-stack + 1, 1)]
+        future = self.frames[e[:, None], t[:, None] + np.arange(1, horizon + 1)]
+        obs = pendulum.observe(torch.from_numpy(self.states[e, t]))
+        return torch.from_numpy(past), obs, torch.from_numpy(future)
+
+
+def collect_episodes(
+    episodes: int,
+    steps: int,
+    size: int = 64,
+    horizon: int = 20,
+    noise: float = 0.5,
+    seed: int = 0,
+    progress: bool = True,
+) -> PixelEpisodes:
+    """Expert episodes on the pendulum (true parameters): iLQR MPC over ``horizon`` steps for all
+    episodes at once (one batched solve per time step, warm-started), from the env's random starts
+    (theta uniform in [-pi, pi], theta_dot in [-1, 1]); the applied torque is perturbed by Gaussian
+    noise of std ``noise`` (clipped to the bound) so the data cover more than the expert's path.
+    Frames come from :func:`pendulum_frames`."""
+    rng = np.random.default_rng(seed)
+    params = pendulum.PendulumParams()
+    controller = ILQRController.for_task("pendulum", params, horizon=horizon, max_iter=30)
+    state = torch.from_numpy(np.stack([rng.uniform(-np.pi, np.pi, episodes), rng.uniform(-1, 1, episodes)], 1))
+    states, controls = [state], []
+    u_init = None
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonConvergenceWarning)
+        for _ in tqdm(range(steps), desc="expert episodes", disable=not progress):
+            plan = controller(pendulum.observe(state), u_init)
+            u_init = torch.cat([plan.u[1:], plan.u[-1:]])
+            noisy = plan.u[0] + noise * torch.from_numpy(rng.standard_normal((episodes, 1)))
+            u = noisy.clamp(-params.max_torque, params.max_torque)
+            state = pendulum.dynamics(state, u, params)
+            states.append(state)
+            controls.append(u[:, 0])
+    states_np = torch.stack(states, 1).numpy()
+    return PixelEpisodes(states_np, torch.stack(controls, 1).numpy(), pendulum_frames(states_np[..., 0], size))
+
+
+def frame_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of predicted frames in [0, 1] against uint8 targets (same shape)."""
+    return F.binary_cross_entropy(predicted.float().clamp(1e-6, 1 - 1e-6), target.float() / 255.0)
+
+
+def warm_up(
+    model: VisualILQR,
+    data: PixelEpisodes,
+    epochs: int = 5,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """State supervision: the encoder regresses the true observation (MSE) and the decoder renders
+    true observations (frame BCE). The controller is not involved."""
+    stacks, obs, _ = data.windows(model.encoder.frames, 1)
+    targets = stacks[:, -1]  # the newest frame shows the observation at t
+    parameters = list(model.encoder.parameters()) + list(model.decoder.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(len(obs), generator=generator)
+        sums = {"state_mse": 0.0, "frame_bce": 0.0}
+        for start in tqdm(
+            range(0, len(obs), batch_size), desc=f"warm-up {epoch}/{epochs}", leave=False, disable=not progress
+        ):
+            i = order[start : start + batch_size]
+            state_mse = F.mse_loss(model.encoder(stacks[i]), obs[i])
+            bce = frame_loss(model.decoder(obs[i]), targets[i])
+            optimizer.zero_grad(set_to_none=True)
+            (state_mse + bce).backward()
+            optimizer.step()
+            sums["state_mse"] += float(state_mse.detach()) * len(i)
+            sums["frame_bce"] += float(bce.detach()) * len(i)
+        history.append({"epoch": epoch, **{k: v / len(obs) for k, v in sums.items()}})
+    return history
+
+
+def train_end_to_end(
+    model: VisualILQR,
+    data: PixelEpisodes,
+    epochs: int = 5,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+    max_batches: int | None = None,
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """Train encoder, controller parameters and decoder on the frame loss of the predicted future
+    (``horizon`` = the controller's), gradients through dILQR by its gradient mode. Per epoch: the
+    mean frame BCE, the learned parameters, the fraction of converged plans and the wall time."""
+    horizon = model.controller.horizon
+    stacks, _, future = data.windows(model.encoder.frames, horizon)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        start_time = time.perf_counter()
+        order = torch.randperm(len(stacks), generator=generator)
+        batches = range(0, len(stacks), batch_size)
+        if max_batches is not None:
+            batches = batches[:max_batches]
+        total, converged, count = 0.0, 0.0, 0
+        for start in tqdm(batches, desc=f"end to end {epoch}/{epochs}", leave=False, disable=not progress):
+            i = order[start : start + batch_size]
+            _, _, predicted = model(stacks[i])
+            loss = frame_loss(predicted.transpose(0, 1), future[i])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            total += float(loss.detach())
+            converged += float(model.controller.last.stats.converged.float().mean())
+            count += 1
+        history.append(
+            {
+                "epoch": epoch,
+                "frame_bce": total / count,
+                "plans_converged": converged / count,
+                **model.controller.learned(),
+                "train_seconds": time.perf_counter() - start_time,
+            }
+        )
+    return history
+
+
+@torch.no_grad()
+def prediction_error(model: VisualILQR, data: PixelEpisodes, batch_size: int = 64) -> np.ndarray:
+    """Mean squared pixel error (frames in [0, 1]) of the predicted frames at each step of the
+    horizon: ``[T]``, averaged over all windows of ``data``."""
+    model.eval()
+    horizon = model.controller.horizon
+    stacks, _, future = data.windows(model.encoder.frames, horizon)
+    total = torch.zeros(horizon, dtype=torch.float64)
+    for start in range(0, len(stacks), batch_size):
+        _, _, predicted = model(stacks[start : start + batch_size])
+        error = (predicted.transpose(0, 1).double() - future[start : start + batch_size].double() / 255.0) ** 2
+        total += error.mean(dim=(2, 3)).sum(0)
+    return (total / len(stacks)).numpy()
+
+
+class PixelMPCAgent(MPCAgent):
+    """Receding-horizon iLQR from pixels: ``act(frames)`` encodes the ``[F, H, W]`` frame stack to
+    an observation and plans from it (warm-started as :class:`~idplan.agents.controller.MPCAgent`)."""
+
+    def __init__(self, encoder: FrameEncoder, controller: ILQRController, warm_start: bool = True):
+        super().__init__(controller, warm_start)
+        self.encoder = encoder.eval()
+
+    @torch.no_grad()
+    def act(self, frames) -> np.ndarray:
+        obs = self.encoder(torch.as_tensor(np.asarray(frames))[None])[0]
+        return super().act(obs.numpy())
+
+
+def swing_up_success(
+    agent: MPCAgent, episodes: int = 20, seed: int = 0, size: int = 64, upright: float = 0.3, last: int = 20
+) -> dict:
+    """Run ``agent`` on ``idplan/PendulumPixels-v0`` from hanging starts; an episode succeeds when
+    the pendulum stays within ``upright`` rad of vertical for its ``last`` steps. Returns the success
+    rate and the mean return."""
+    env = gym.make("idplan/PendulumPixels-v0", start="down", size=size)
+    successes, returns = [], []
+    for episode in range(episodes):
+        frames, info = env.reset(seed=seed + episode)
+        agent.reset()
+        total, angles, done = 0.0, [], False
+        while not done:
+            frames, reward, terminated, truncated, info = env.step(agent.act(frames))
+            total += float(reward)
+            angles.append(abs(math.remainder(float(info["state"][0]), 2 * math.pi)))
+            done = terminated or truncated
+        successes.append(max(angles[-last:]) < upright)
+        returns.append(total)
+    return {"success": float(np.mean(successes)), "mean_return": float(np.mean(returns))}
