@@ -43,12 +43,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--envs", type=int, default=8)
     parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument(
+        "--value-bound",
+        type=float,
+        default=None,
+        help="keep the VIN's value kernels at L1 norm below this (< 1: its step stays a contraction)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     results = {}
     policies = {
-        "planner (implicit VIN)": (ImplicitActorCriticPolicy, planner_policy_kwargs("vin", iterations=2 * args.size)),
+        "planner (implicit VIN)": (
+            ImplicitActorCriticPolicy,
+            planner_policy_kwargs("vin", iterations=2 * args.size, value_bound=args.value_bound),
+        ),
         "SB3 MultiInputPolicy": ("MultiInputPolicy", None),
     }
     for name, (policy, kwargs) in policies.items():
