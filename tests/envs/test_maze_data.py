@@ -12,8 +12,10 @@ from idplan.envs.maze_dataset import (
     IGNORE_INDEX,
     MazeDataset,
     MazeTorchDataset,
+    concatenate,
     generate_dataset,
     generate_splits,
+    label_tasks,
     map_digests,
     read_community,
     write_community,
@@ -53,15 +55,19 @@ def follow_actions(data: MazeDataset) -> tuple[np.ndarray, np.ndarray]:
     return steps - start_distance, reached
 
 
+@pytest.mark.parametrize("torus", [False, True])
 @pytest.mark.parametrize("generator", ["maze", "obstacles"])
 @pytest.mark.parametrize("moves", [4, 8])
-def test_batched_bfs_matches_per_cell_bfs(generator, moves):
+def test_batched_bfs_matches_per_cell_bfs(generator, moves, torus):
     rng = np.random.default_rng(1)
     free = generate_maps(6, 13, rng, generator)
+    if torus:  # open the border walls so paths can wrap around
+        free[:, [0, -1], :] = free[:, [1, -2], :]
+        free[:, :, [0, -1]] = free[:, :, [1, -2]]
     goals = np.array([np.argwhere(f)[rng.integers(f.sum())] for f in free])
-    dist = bfs_distances(free, goals, moves)
+    dist = bfs_distances(free, goals, moves, torus)
     for b in range(len(free)):
-        ref = bfs_distance(free[b], tuple(goals[b]), MOVES_4 if moves == 4 else MOVES_8).numpy()
+        ref = bfs_distance(free[b], tuple(goals[b]), MOVES_4 if moves == 4 else MOVES_8, torus).numpy()
         expected = np.where(np.isinf(ref), -1, ref).astype(np.int32)
         np.testing.assert_array_equal(dist[b], expected)
 
@@ -135,6 +141,21 @@ def test_save_load_round_trip(tmp_path):
     assert back.moves == 8
     for field in ("free", "goals", "distances", "optimal", "actions"):
         np.testing.assert_array_equal(getattr(back, field), getattr(data, field))
+
+
+def test_torus_labels_survive_save_load_and_old_files_read_as_flat(tmp_path):
+    flat = generate_dataset(10, 9, seed=0, progress=False)
+    torus = label_tasks(flat.free, flat.goals, 4, np.random.default_rng(0), torus=True)
+    assert torus.torus and (torus.distances <= flat.distances).all()  # wrapping only shortens paths
+    torus.save(tmp_path / "t.npz")
+    assert MazeDataset.load(tmp_path / "t.npz").torus
+    arrays = {k: v for k, v in flat.arrays().items() if k != "torus"}  # a file from before the flag
+    np.savez(tmp_path / "old.npz", format=np.array("idplan-maze-dataset-v1"), **arrays)
+    assert not MazeDataset.load(tmp_path / "old.npz").torus
+    with pytest.raises(ValueError, match="torus"):
+        concatenate([flat, torus])
+    with pytest.raises(ValueError, match="torus"):
+        write_community(tmp_path / "c.npz", torus, torus, torus)
 
 
 def test_loading_foreign_corrupt_or_pickled_files_fails_clearly(tmp_path):
