@@ -201,7 +201,7 @@ def train_end_to_end(
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             if (
                 out.stats.get("forward_failed", 0.0) > 0
-                or not math.isfinite(float(loss))
+                or not math.isfinite(float(loss.detach()))
                 or not bool(grad_norm.isfinite())
             ):
                 skipped += 1

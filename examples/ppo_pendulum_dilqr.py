@@ -70,6 +70,8 @@ def main() -> None:
         n_steps=64,
         batch_size=256,
         n_epochs=5,
+        gamma=0.9,  # RL Zoo's pendulum settings: a short effective horizon keeps the critic learnable
+        gae_lambda=0.95,
         learning_rate=3e-3,
         seed=args.seed,
     )
