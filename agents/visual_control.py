@@ -300,23 +300,55 @@ class PixelMPCAgent(MPCAgent):
         return super().act(obs.numpy())
 
 
+@torch.no_grad()
+def state_error(encoder: FrameEncoder, data: PixelEpisodes, batch_size: int = 256) -> float:
+    """Mean squared error of the encoded observation against the true one over all windows of ``data``."""
+    encoder.eval()
+    stacks, obs, _ = data.windows(encoder.frames, 1)
+    total = sum(
+        float(((encoder(stacks[i : i + batch_size]) - obs[i : i + batch_size]) ** 2).mean(1).sum())
+        for i in range(0, len(stacks), batch_size)
+    )
+    return total / len(stacks)
+
+
+@torch.no_grad()
 def swing_up_success(
-    agent: MPCAgent, episodes: int = 20, seed: int = 0, size: int = 64, upright: float = 0.3, last: int = 20
+    controller: ILQRController,
+    encoder: FrameEncoder | None = None,
+    episodes: int = 20,
+    seed: int = 0,
+    size: int = 64,
+    upright: float = 0.3,
+    last: int = 20,
 ) -> dict:
-    """Run ``agent`` on ``idplan/PendulumPixels-v0`` from hanging starts; an episode succeeds when
-    the pendulum stays within ``upright`` rad of vertical for its ``last`` steps. Returns the success
-    rate and the mean return."""
-    env = gym.make("idplan/PendulumPixels-v0", start="down", size=size)
-    successes, returns = [], []
-    for episode in range(episodes):
-        frames, info = env.reset(seed=seed + episode)
-        agent.reset()
-        total, angles, done = 0.0, [], False
+    """Receding-horizon iLQR on ``idplan/PendulumPixels-v0`` from hanging starts, all episodes side
+    by side (one batched, warm-started plan per step, as :class:`PixelMPCAgent` plans for one).
+
+    With ``encoder`` the controller plans from the encoded frame stacks; without, from the true
+    state (the privileged baseline). An episode succeeds when the pendulum stays within
+    ``upright`` rad of vertical for its ``last`` steps. Returns the success rate and mean return.
+    """
+    envs = [gym.make("idplan/PendulumPixels-v0", start="down", size=size) for _ in range(episodes)]
+    resets = [env.reset(seed=seed + e) for e, env in enumerate(envs)]
+    frames = np.stack([frame for frame, _ in resets])
+    states = np.stack([info["state"] for _, info in resets])
+    totals, angles, u_init, done = np.zeros(episodes), [], None, False
+    if encoder is not None:
+        encoder.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonConvergenceWarning)
         while not done:
-            frames, reward, terminated, truncated, info = env.step(agent.act(frames))
-            total += float(reward)
-            angles.append(abs(math.remainder(float(info["state"][0]), 2 * math.pi)))
-            done = terminated or truncated
-        successes.append(max(angles[-last:]) < upright)
-        returns.append(total)
-    return {"success": float(np.mean(successes)), "mean_return": float(np.mean(returns))}
+            obs = (
+                encoder(torch.from_numpy(frames)) if encoder is not None else pendulum.observe(torch.from_numpy(states))
+            )
+            plan = controller(obs, u_init)
+            u_init = torch.cat([plan.u[1:], plan.u[-1:]])
+            steps = [env.step(u.numpy().astype(np.float32)) for env, u in zip(envs, plan.u[0])]
+            frames = np.stack([step[0] for step in steps])
+            states = np.stack([step[4]["state"] for step in steps])
+            totals += [step[1] for step in steps]
+            angles.append(np.abs(np.remainder(states[:, 0] + np.pi, 2 * np.pi) - np.pi))
+            done = steps[0][3]  # the registered TimeLimit truncates every episode at the same step
+    success = np.max(angles[-last:], axis=0) < upright
+    return {"success": float(success.mean()), "mean_return": float(totals.mean())}
