@@ -4,7 +4,8 @@
    of 64x64 grayscale, four stacked as the encoder's input.
 2. Warm-up (reported separately): the encoder regresses the true observation, the decoder renders it.
 3. End to end, on the frame loss only: encoder -> dILQR (implicit gradients; gravity and mass
-   learned from wrong starting values) -> planned states -> decoder -> predicted future frames.
+   learned from wrong starting values) -> planned states -> decoder (as the warm-up left it;
+   ``--train-decoder`` trains it too) -> predicted future frames.
 4. Test: frame-prediction error over the horizon on held-out episodes, and a pixel MPC agent
    (encoder + iLQR with the learned physics, horizon 20) swinging up from hanging in 20 seeded
    episodes, beside the same MPC fed the true state. Writes the "imagined trajectory" figure (Fig. 5): one real input frame, then the
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--e2e-epochs", type=int, default=5)
     parser.add_argument("--gravity", type=float, default=7.0, help="the controller's initial (wrong) gravity (true 10)")
     parser.add_argument("--mass", type=float, default=1.5, help="the controller's initial (wrong) mass (true 1)")
+    parser.add_argument("--train-decoder", action="store_true", help="train the decoder end to end too")
     parser.add_argument("--test-episodes", type=int, default=20, help="swing-up episodes of the pixel MPC agent")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", type=Path, default=Path("examples/results/visual_pendulum_imagined.png"))
@@ -108,7 +110,7 @@ def main() -> None:
     print(f"warm-up: state MSE {warm[-1]['state_mse']:.4f}, frame BCE {warm[-1]['frame_bce']:.4f}")
     print("prediction MSE per step after warm-up:", np.round(error_warm, 4))
 
-    e2e = train_end_to_end(model, train, epochs=args.e2e_epochs, seed=args.seed)
+    e2e = train_end_to_end(model, train, epochs=args.e2e_epochs, seed=args.seed, train_decoder=args.train_decoder)
     for row in e2e:
         print({k: round(v, 4) for k, v in row.items()})
     error = prediction_error(model, test)
@@ -132,6 +134,7 @@ def main() -> None:
     summary = {
         "example": "visual_pendulum",
         "size": args.size,
+        "train_decoder": args.train_decoder,
         "train_windows": int(args.episodes * (args.steps - args.horizon - 2)),
         "warmup": {k: round(v, 5) for k, v in warm[-1].items()},
         "prediction_mse_warmup": [round(float(v), 5) for v in error_warm],

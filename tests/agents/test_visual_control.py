@@ -71,7 +71,10 @@ def test_a_few_training_steps_lower_the_losses(episodes):
     warm = warm_up(model, episodes, epochs=3, batch_size=32, lr=3e-3, progress=False)
     assert warm[-1]["state_mse"] < warm[0]["state_mse"] and warm[-1]["frame_bce"] < warm[0]["frame_bce"]
     before = prediction_error(model, episodes).mean()
+    decoder = {k: v.clone() for k, v in model.decoder.state_dict().items()}
     history = train_end_to_end(model, episodes, epochs=3, batch_size=32, lr=3e-3, progress=False)
+    for name, value in model.decoder.state_dict().items():  # the decoder stays as the warm-up left it
+        assert torch.equal(value, decoder[name]), name
     assert history[-1]["frame_bce"] < history[0]["frame_bce"]
     assert prediction_error(model, episodes).mean() < before
     assert set(history[-1]) >= {"gravity", "mass", "plans_converged"}
