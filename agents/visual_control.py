@@ -135,13 +135,14 @@ class PixelEpisodes:
     frames: np.ndarray
 
     def windows(self, stack: int, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training samples: input stacks ``[N, stack, H, W]`` (frames ``t - stack + 1 .. t``), the
-        true observation at ``t`` ``[N, 3]`` and the true future frames ``[N, horizon, H, W]``."""
+        """Training samples: input stacks ``[N, stack, H, W]`` (frames ``t - stack + 1 .. t``; before
+        the episode's start, copies of its first frame, as ``FrameStackObservation`` gives after a
+        reset), the true observation at ``t`` ``[N, 3]`` and the true future frames ``[N, horizon, H, W]``."""
         length = self.frames.shape[1]
-        starts = np.arange(stack - 1, length - horizon)
+        starts = np.arange(0, length - horizon)
         e, t = np.meshgrid(np.arange(len(self.frames)), starts, indexing="ij")
         e, t = e.ravel(), t.ravel()
-        past = self.frames[e[:, None], t[:, None] + np.arange(-stack + 1, 1)]
+        past = self.frames[e[:, None], np.maximum(t[:, None] + np.arange(-stack + 1, 1), 0)]
         future = self.frames[e[:, None], t[:, None] + np.arange(1, horizon + 1)]
         obs = pendulum.observe(torch.from_numpy(self.states[e, t]))
         return torch.from_numpy(past), obs, torch.from_numpy(future)
@@ -152,19 +153,23 @@ def collect_episodes(
     steps: int,
     size: int = 64,
     horizon: int = 20,
-    noise: float = 0.5,
+    noise: float = 0.0,
     seed: int = 0,
     progress: bool = True,
 ) -> PixelEpisodes:
     """Expert episodes on the pendulum (true parameters): iLQR MPC over ``horizon`` steps for all
-    episodes at once (one batched solve per time step, warm-started), from the env's random starts
-    (theta uniform in [-pi, pi], theta_dot in [-1, 1]); the applied torque is perturbed by Gaussian
-    noise of std ``noise`` (clipped to the bound) so the data cover more than the expert's path.
+    episodes at once (one batched solve per time step, warm-started). Half of the episodes start
+    hanging (the env's ``start="down"``: theta = pi + U[-0.1, 0.1], theta_dot in [-0.1, 0.1]), the
+    others at the env's random starts (theta uniform in [-pi, pi], theta_dot in [-1, 1]). The
+    applied torque may be perturbed by Gaussian noise of std ``noise`` (clipped to the bound).
     Frames come from :func:`pendulum_frames`."""
     rng = np.random.default_rng(seed)
     params = pendulum.PendulumParams()
     controller = ILQRController.for_task("pendulum", params, horizon=horizon, max_iter=30)
-    state = torch.from_numpy(np.stack([rng.uniform(-np.pi, np.pi, episodes), rng.uniform(-1, 1, episodes)], 1))
+    hanging = np.arange(episodes) < episodes // 2
+    theta = np.where(hanging, np.pi + rng.uniform(-0.1, 0.1, episodes), rng.uniform(-np.pi, np.pi, episodes))
+    theta_dot = np.where(hanging, rng.uniform(-0.1, 0.1, episodes), rng.uniform(-1, 1, episodes))
+    state = torch.from_numpy(np.stack([theta, theta_dot], 1))
     states, controls = [state], []
     u_init = None
     with torch.no_grad(), warnings.catch_warnings():
@@ -227,7 +232,8 @@ def train_end_to_end(
     data: PixelEpisodes,
     epochs: int = 5,
     batch_size: int = 32,
-    lr: float = 1e-3,
+    lr: float = 1e-4,
+    physics_lr: float = 1e-2,
     seed: int = 0,
     max_batches: int | None = None,
     train_decoder: bool = False,
@@ -238,14 +244,21 @@ def train_end_to_end(
     dILQR by its gradient mode. Per epoch: the mean frame BCE, the learned parameters, the
     fraction of converged plans and the wall time.
 
-    The decoder stays as the warm-up left it by default: trained along, it lets the encoder's
+    The learned physics (log-parameters) take ``physics_lr``, the networks the smaller ``lr``: with
+    one rate for all, the encoder's velocity absorbed the physics error faster than the physics
+    moved. The decoder stays as the warm-up left it by default: trained along, it lets the encoder's
     state drift to any code the pair agrees on (measured: the encoder's state error rose 15-fold
     while the frame error fell), and a controller planning from that code no longer swings up.
     """
     horizon = model.controller.horizon
     stacks, _, future = data.windows(model.encoder.frames, horizon)
-    trained = [model.encoder, model.controller] + ([model.decoder] if train_decoder else [])
-    optimizer = torch.optim.Adam([p for module in trained for p in module.parameters()], lr=lr)
+    networks = [model.encoder] + ([model.decoder] if train_decoder else [])
+    optimizer = torch.optim.Adam(
+        [
+            {"params": [p for module in networks for p in module.parameters()], "lr": lr},
+            {"params": list(model.controller.parameters()), "lr": physics_lr},
+        ]
+    )
     if not train_decoder:
         model.decoder.requires_grad_(False)
     generator = torch.Generator().manual_seed(seed)

@@ -1,6 +1,6 @@
 """Pendulum swing-up from pixels through dILQR (the DiLQR paper's section 5.3, at CPU scale).
 
-1. Expert data: iLQR MPC with the true model (plus exploration noise) from random starts; frames
+1. Expert data: iLQR MPC with the true model (``--noise``: Gaussian torque noise) from random starts; frames
    of 64x64 grayscale, four stacked as the encoder's input.
 2. Warm-up (reported separately): the encoder regresses the true observation, the decoder renders it.
 3. End to end, on the frame loss only: encoder -> dILQR (implicit gradients; gravity and mass
@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="frame side (the paper: 224, RGB)")
     parser.add_argument("--episodes", type=int, default=64, help="expert training episodes")
     parser.add_argument("--steps", type=int, default=100, help="steps per expert episode")
+    parser.add_argument("--noise", type=float, default=0.0, help="std of the expert's torque noise (N m)")
     parser.add_argument("--horizon", type=int, default=10, help="dILQR horizon of the frame prediction")
     parser.add_argument("--warmup-epochs", type=int, default=5)
     parser.add_argument("--e2e-epochs", type=int, default=5)
@@ -93,8 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     torch.manual_seed(args.seed)
-    train = collect_episodes(args.episodes, args.steps, args.size, seed=args.seed)
-    test = collect_episodes(max(4, args.episodes // 4), args.steps, args.size, seed=args.seed + 1)
+    train = collect_episodes(args.episodes, args.steps, args.size, noise=args.noise, seed=args.seed)
+    test = collect_episodes(max(4, args.episodes // 4), args.steps, args.size, noise=args.noise, seed=args.seed + 1)
     controller = ILQRController.for_task(
         "pendulum",
         params=PendulumParams(gravity=args.gravity, mass=args.mass),
@@ -107,6 +108,13 @@ def main() -> None:
     warm = warm_up(model, train, epochs=args.warmup_epochs, seed=args.seed)
     error_warm = prediction_error(model, test)
     state_mse_warm = state_error(model.encoder, test)
+    planner_initial = ILQRController.for_task(
+        "pendulum", params=PendulumParams(**controller.learned()), horizon=SWING_UP_HORIZON["pendulum"], max_iter=50
+    )
+    swing_warm = swing_up_success(
+        planner_initial, model.encoder, episodes=args.test_episodes, seed=1000, size=args.size
+    )
+    print(f"pixel MPC swing-up after warm-up (initial physics): success {swing_warm['success']:.2f}")
     print(f"warm-up: state MSE {warm[-1]['state_mse']:.4f}, frame BCE {warm[-1]['frame_bce']:.4f}")
     print("prediction MSE per step after warm-up:", np.round(error_warm, 4))
 
@@ -142,8 +150,10 @@ def main() -> None:
         "end_to_end": [{k: round(v, 4) for k, v in row.items()} for row in e2e],
         "learned": {k: round(v, 4) for k, v in learned.items()},
         "initial": {"gravity": args.gravity, "mass": args.mass},
+        "expert_noise": args.noise,
         "swing_up": swing,
         "swing_up_true_state": privileged,
+        "swing_up_after_warmup": swing_warm,
         "state_mse_warmup": round(state_mse_warm, 5),
         "state_mse": round(state_mse, 5),
         "figure": str(args.figure),

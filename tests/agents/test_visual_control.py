@@ -45,11 +45,14 @@ def test_episodes_and_windows_are_consistent(episodes):
     assert episodes.frames.shape == (6, 25, 32, 32) and episodes.controls.shape == (6, 24)
     np.testing.assert_array_equal(episodes.frames, pendulum_frames(episodes.states[..., 0], 32))
     stacks, obs, future = episodes.windows(4, 5)
-    assert stacks.shape == (6 * 17, 4, 32, 32) and future.shape == (6 * 17, 5, 32, 32) and obs.shape == (102, 3)
+    assert stacks.shape == (6 * 20, 4, 32, 32) and future.shape == (6 * 20, 5, 32, 32) and obs.shape == (120, 3)
+    # at the episode start the stack holds copies of the first frame (as after an env reset)
+    assert all(np.array_equal(frame, episodes.frames[0, 0]) for frame in stacks[0].numpy())
     # the newest stacked frame is the observation's; the first future frame is one step later
-    np.testing.assert_array_equal(stacks[0, -1].numpy(), episodes.frames[0, 3])
-    np.testing.assert_array_equal(future[0, 0].numpy(), episodes.frames[0, 4])
-    np.testing.assert_allclose(obs[0, 0].item(), np.cos(episodes.states[0, 3, 0]))
+    np.testing.assert_array_equal(stacks[3].numpy(), episodes.frames[0, :4])
+    np.testing.assert_array_equal(future[3, 0].numpy(), episodes.frames[0, 4])
+    np.testing.assert_allclose(obs[3, 0].item(), np.cos(episodes.states[0, 3, 0]))
+    assert abs(np.cos(episodes.states[0, 0, 0]) + 1) < 0.01  # the first half of the episodes start hanging
 
 
 def test_frame_loss_gradient_reaches_the_encoder_through_dilqr(episodes):
