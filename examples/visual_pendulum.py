@@ -3,15 +3,15 @@
 1. Expert data: iLQR MPC with the true model (``--noise``: Gaussian torque noise) from random starts; frames
    of 64x64 grayscale, four stacked as the encoder's input.
 2. Warm-up (reported separately): the encoder regresses the true observation, the decoder renders it.
-3. End to end, on the frame loss only: encoder -> dILQR (implicit gradients; gravity and mass
-   learned from wrong starting values) -> planned states -> decoder (as the warm-up left it;
+3. End to end, on the frame loss only: encoder -> dILQR (horizon 20, the expert's; implicit
+   gradients; gravity and mass learned from wrong starting values) -> planned states -> decoder (as the warm-up left it;
    ``--train-decoder`` trains it too) -> predicted future frames.
 4. Test: frame-prediction error over the horizon on held-out episodes, and a pixel MPC agent
    (encoder + iLQR with the learned physics, horizon 20) swinging up from hanging in 20 seeded
    episodes, beside the same MPC fed the true state. Writes the "imagined trajectory" figure (Fig. 5): one real input frame, then the
    decoded predictions under the true future frames.
 
-    python examples/visual_pendulum.py                    # about 20 minutes on 2 CPU cores
+    python examples/visual_pendulum.py                    # 13 minutes on one CPU thread
     python examples/visual_pendulum.py --episodes 32 --e2e-epochs 2 --test-episodes 5   # quick
 
 Ends with a JSON line.
@@ -82,7 +82,12 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=64, help="expert training episodes")
     parser.add_argument("--steps", type=int, default=100, help="steps per expert episode")
     parser.add_argument("--noise", type=float, default=0.0, help="std of the expert's torque noise (N m)")
-    parser.add_argument("--horizon", type=int, default=10, help="dILQR horizon of the frame prediction")
+    parser.add_argument(
+        "--horizon",
+        type=int,
+        default=SWING_UP_HORIZON["pendulum"],
+        help="dILQR horizon of the frame prediction (default: the expert's, 20; at 10 the physics drifts)",
+    )
     parser.add_argument("--warmup-epochs", type=int, default=5)
     parser.add_argument("--e2e-epochs", type=int, default=5)
     parser.add_argument("--gravity", type=float, default=7.0, help="the controller's initial (wrong) gravity (true 10)")
