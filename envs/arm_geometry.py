@@ -54,9 +54,9 @@ class ArmGeometry:
 
 
 def check_bins(bins) -> int:
-    """Validate a number of bins per joint (an int >= 4)."""
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 4:
-        raise ValueError(f"bins must be an int >= 4 (18: 20 degrees per bin, 36: 10 degrees), got {bins!r}")
+    """Validate a number of bins per joint (an int >= 5, as GridMaze's map side)."""
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 5:
+        raise ValueError(f"bins must be an int >= 5 (18: 20 degrees per bin, 36: 10 degrees), got {bins!r}")
     return int(bins)
 
 

@@ -220,7 +220,7 @@ def test_bad_options_raise():
         env.reset(seed=0, options={"obstacles": np.zeros((2, 3))})
     with pytest.raises(ValueError, match="unknown reset options"):
         env.reset(seed=0, options={"map": np.zeros((18, 18))})
-    for bins in (3, 18.5, True):
+    for bins in (4, 18.5, True):
         with pytest.raises(ValueError, match="bins"):
             gym.make("idplan/ArmCSpace-v0", bins=bins)
 
