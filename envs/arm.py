@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from ._checks import check_int
 from .arm_geometry import (
     ArmGeometry,
     bins_to_angles,
@@ -80,10 +81,9 @@ class ArmCSpaceEnv(GridMazeEnv):
         render_mode: str | None = None,
     ):
         bins = check_bins(bins)
-        if isinstance(max_obstacles, bool) or not isinstance(max_obstacles, (int, np.integer)) or max_obstacles < 0:
-            raise ValueError(f"max_obstacles must be a non-negative int, got {max_obstacles!r}")
+        max_obstacles = check_int(max_obstacles, "max_obstacles", 0)
         super().__init__(size=bins, moves=4, max_episode_steps=max_episode_steps, render_mode=render_mode)
-        self.bins, self.max_obstacles, self.geometry = bins, int(max_obstacles), geometry
+        self.bins, self.max_obstacles, self.geometry = bins, max_obstacles, geometry
         self.obstacles: np.ndarray | None = None
 
     # ------------------------------------------------------------------ tasks
@@ -145,9 +145,7 @@ class ArmWorkspaceEnv(ArmCSpaceEnv):
 
     def __init__(self, bins: int = 18, pixels: int = WORKSPACE_PIXELS, **kwargs):
         super().__init__(bins, **kwargs)
-        if isinstance(pixels, bool) or not isinstance(pixels, (int, np.integer)) or pixels < 8:
-            raise ValueError(f"pixels must be an int >= 8, got {pixels!r}")
-        self.pixels = int(pixels)
+        self.pixels = check_int(pixels, "pixels", 8)
         self.observation_space = spaces.Dict(
             {
                 "workspace": spaces.MultiBinary((self.pixels, self.pixels)),

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._checks import check_int
 from .arm_geometry import ArmGeometry, check_bins, check_obstacles, cspace_maps, random_obstacles, workspace_images
 from .maze_dataset import SPLITS, MazeDataset, MazeTorchDataset, _load_npz, concatenate, label_tasks, random_free_cells
 
@@ -113,8 +114,7 @@ def generate_arm_dataset(
     A task whose C-space has no free configuration, or whose goal is cut off from all others, is
     redrawn.
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_int(n, "n", 1)
     bins = check_bins(bins)
     rng = np.random.default_rng(seed)
     parts, count = [], 0

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_int
+
 NONE, DISC, RECTANGLE = 0, 1, 2
 OBSTACLE_FIELDS = 5  # kind, x, y, a, b
 
@@ -55,9 +57,7 @@ class ArmGeometry:
 
 def check_bins(bins) -> int:
     """Validate a number of bins per joint (an int >= 5, as GridMaze's map side)."""
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 5:
-        raise ValueError(f"bins must be an int >= 5 (18: 20 degrees per bin, 36: 10 degrees), got {bins!r}")
-    return int(bins)
+    return check_int(bins, "bins", 5, " (18: 20 degrees per bin, 36: 10 degrees)")
 
 
 def bin_angles(bins: int) -> np.ndarray:
@@ -172,8 +172,7 @@ def random_obstacles(
     Centres are uniform in the workspace, radii and half-sizes uniform in ``size_range``; an
     obstacle closer than ``geometry.base_clearance`` to the base is redrawn.
     """
-    if not isinstance(max_obstacles, (int, np.integer)) or max_obstacles < 0:
-        raise ValueError(f"max_obstacles must be a non-negative int, got {max_obstacles!r}")
+    check_int(max_obstacles, "max_obstacles", 0)
     out = np.zeros((n, max_obstacles, OBSTACLE_FIELDS))
     if max_obstacles == 0 or n == 0:
         return out

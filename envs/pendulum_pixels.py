@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import FrameStackObservation
 
+from ._checks import check_int
 from .pendulum import PendulumEnv, PendulumParams
 
 ROD_LENGTH = 0.42  # of the image side, from the centre
@@ -59,10 +60,9 @@ class PendulumFrameEnv(PendulumEnv):
         size: int = 64,
         render_mode: str | None = None,
     ):
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-            raise ValueError(f"size must be an int >= 16, got {size!r}")
+        size = check_int(size, "size", 16)
         super().__init__(params, start, render_mode)
-        self.size = int(size)
+        self.size = size
         self.observation_space = gym.spaces.Box(0, 255, (self.size, self.size), dtype=np.uint8)
 
     def observation(self) -> np.ndarray:
@@ -90,6 +90,4 @@ def make_pendulum_pixels(frame_stack: int = 4, **kwargs) -> gym.Env:
     """``idplan/PendulumPixels-v0``'s entry point: :class:`PendulumFrameEnv` (``params``, ``start``,
     ``size``, ``render_mode``) under ``FrameStackObservation(frame_stack)``: observations
     ``[frame_stack, size, size]`` uint8, oldest frame first."""
-    if isinstance(frame_stack, bool) or not isinstance(frame_stack, (int, np.integer)) or frame_stack < 1:
-        raise ValueError(f"frame_stack must be a positive int, got {frame_stack!r}")
-    return FrameStackObservation(PendulumFrameEnv(**kwargs), stack_size=int(frame_stack))
+    return FrameStackObservation(PendulumFrameEnv(**kwargs), stack_size=check_int(frame_stack, "frame_stack", 1))
