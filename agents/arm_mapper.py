@@ -1,30 +1,20 @@
-"""The workspace mapper of the arm task, and planning on the map it predicts.
+"""The workspace mapper of the arm task.
 
 :class:`WorkspaceMapper` maps the ``[B, 1, 96, 96]`` top-down obstacle image to ``[B, 1, bins, bins]``
 C-space occupancy logits (a U-Net with residual blocks, as in the implicit differentiable planning
-paper's Fig. 8). :class:`MappedPlanner` feeds its occupancy and the goal map to a planner.
-Training follows the paper (appendix D.1): :func:`train_mapper` pre-trains the mapper by binary
-cross-entropy against the true C-space, the planner is pre-trained on true C-spaces
-(:func:`idplan.agents.imitation.train_planner`), then :func:`train_end_to_end` trains both together
-with the mapper's output as the planner's map; at test time (:func:`evaluate_mapped`) the pair sees
-only the workspace, and is scored by rollouts on the true C-space.
+paper's Fig. 8). Training follows the paper (appendix D.1), with :mod:`.mapped_planning`:
+``train_mapper`` pre-trains the mapper by binary cross-entropy against the true C-space, the planner
+is pre-trained on true C-spaces (:func:`idplan.agents.imitation.train_planner`), then
+``train_end_to_end`` trains both together with the mapper's output as the planner's map; at test
+time (``evaluate_mapped``) the pair sees only the workspace, and is scored by rollouts on the true
+C-space.
 """
 
 from __future__ import annotations
 
-import math
-import time
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
-
-from ..envs.arm_dataset import ArmDataset, ArmTorchDataset
-from .evaluation import rollout_metrics
-from .imitation import TrainConfig, imitation_loss
-from .planner import Planner, PlanOutput
 
 
 class ResidualBlock(nn.Module):
@@ -95,145 +85,3 @@ class WorkspaceMapper(nn.Module):
             x = block(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], 1))
         x = F.interpolate(x, size=(self.bins, self.bins), mode="bilinear", align_corners=False)
         return self.head(x)
-
-
-class MappedPlanner(nn.Module):
-    """A planner on the C-space map a :class:`WorkspaceMapper` predicts from the workspace image."""
-
-    def __init__(self, mapper: WorkspaceMapper, planner: Planner):
-        super().__init__()
-        self.mapper, self.planner = mapper, planner
-
-    def forward(self, workspace: torch.Tensor, goal: torch.Tensor) -> tuple[PlanOutput, torch.Tensor]:
-        """``workspace [B, 1, P, P]``, ``goal [B, 1, bins, bins]`` -> (the plan, occupancy logits ``[B, 1, bins, bins]``)."""
-        occupancy = self.mapper(workspace)
-        return self.planner(torch.cat([torch.sigmoid(occupancy), goal], 1)), occupancy
-
-
-def occupancy_loss(logits: torch.Tensor, obstacle_map: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy of occupancy logits ``[B, 1, m, m]`` against the true map ``[B, 1, m, m]`` (1 = collision)."""
-    return F.binary_cross_entropy_with_logits(logits, obstacle_map)
-
-
-def _batches(data: ArmDataset, config: TrainConfig):
-    generator = torch.Generator().manual_seed(config.seed)
-    return torch.utils.data.DataLoader(
-        ArmTorchDataset(data), batch_size=config.batch_size, shuffle=True, generator=generator
-    )
-
-
-def train_mapper(
-    mapper: WorkspaceMapper,
-    train: ArmDataset,
-    valid: ArmDataset | None = None,
-    config: TrainConfig = TrainConfig(),
-    progress: bool = True,
-) -> list[dict[str, float]]:
-    """Pre-train the mapper by BCE against the true C-space maps; one metrics dict per epoch
-    (``bce``; with ``valid``: ``valid_bce`` and ``valid_cell_accuracy``, thresholded at 0.5)."""
-    device = torch.device(config.device)
-    mapper.to(device)
-    optimizer = torch.optim.Adam(mapper.parameters(), lr=config.lr)
-    history = []
-    for epoch in range(1, config.epochs + 1):
-        mapper.train()
-        start, total, count = time.perf_counter(), 0.0, 0
-        for batch in tqdm(
-            _batches(train, config), desc=f"mapper {epoch}/{config.epochs}", leave=False, disable=not progress
-        ):
-            loss = occupancy_loss(mapper(batch["workspace"].to(device)), batch["input"][:, :1].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, count = total + float(loss.detach()) * len(batch["input"]), count + len(batch["input"])
-        row = {"epoch": epoch, "bce": total / count, "train_seconds": time.perf_counter() - start}
-        if valid is not None:
-            row.update({f"valid_{k}": v for k, v in mapper_metrics(mapper, valid, device=device).items()})
-        history.append(row)
-        if progress:
-            tqdm.write(f"mapper epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "epoch"))
-    return history
-
-
-@torch.no_grad()
-def mapper_metrics(mapper: WorkspaceMapper, data: ArmDataset, batch_size: int = 128, device="cpu") -> dict[str, float]:
-    """Mean BCE and per-cell accuracy (threshold 0.5) of the mapper on ``data``."""
-    mapper.eval()
-    view = ArmTorchDataset(data)
-    bce, correct = 0.0, 0.0
-    for start in range(0, len(view), batch_size):
-        logits = mapper(view.workspace[start : start + batch_size].to(device))
-        target = view.inputs[start : start + batch_size, :1].to(device)
-        bce += float(F.binary_cross_entropy_with_logits(logits, target, reduction="sum"))
-        correct += float(((logits > 0).float() == target).sum())
-    cells = len(view) * data.bins**2
-    return {"bce": bce / cells, "cell_accuracy": correct / cells}
-
-
-def train_end_to_end(
-    model: MappedPlanner,
-    train: ArmDataset,
-    valid: ArmDataset | None = None,
-    config: TrainConfig = TrainConfig(),
-    map_weight: float = 0.0,
-    progress: bool = True,
-) -> list[dict[str, float]]:
-    """Train mapper and planner together from the imitation loss on the predicted map (plus
-    ``map_weight`` times the mapper's BCE, an optional auxiliary loss). RMSprop, gradient
-    clipping as :func:`~idplan.agents.imitation.train_planner`; a step with a non-finite loss or a
-    diverged fixed point is skipped and counted."""
-    device = torch.device(config.device)
-    model.to(device)
-    optimizer = torch.optim.RMSprop(model.parameters(), lr=config.lr)
-    history = []
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        start, sums, batches, skipped = time.perf_counter(), {"loss": 0.0, "bce": 0.0}, 0, 0
-        for batch in tqdm(
-            _batches(train, config), desc=f"end to end {epoch}/{config.epochs}", leave=False, disable=not progress
-        ):
-            out, occupancy = model(batch["workspace"].to(device), batch["goal"].to(device))
-            imitation = imitation_loss(out.logits, batch["action"].to(device))
-            bce = occupancy_loss(occupancy, batch["input"][:, :1].to(device))
-            loss = imitation + map_weight * bce
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            if (
-                out.stats.get("forward_failed", 0.0) > 0
-                or not math.isfinite(float(loss.detach()))
-                or not bool(grad_norm.isfinite())
-            ):
-                skipped += 1
-            else:
-                optimizer.step()
-            sums["loss"] += float(imitation.detach())
-            sums["bce"] += float(bce.detach())
-            batches += 1
-        row = {"epoch": epoch, **{k: v / batches for k, v in sums.items()}, "skipped_steps": skipped}
-        row["train_seconds"] = time.perf_counter() - start
-        if valid is not None:
-            row.update({f"valid_{k}": v for k, v in evaluate_mapped(model, valid, device=device).items()})
-        history.append(row)
-        if progress:
-            tqdm.write(
-                f"end-to-end epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "epoch")
-            )
-    return history
-
-
-@torch.no_grad()
-def evaluate_mapped(model: MappedPlanner, data: ArmDataset, batch_size: int = 64, device="cpu") -> dict[str, float]:
-    """Rollout metrics (:func:`~idplan.agents.evaluation.rollout_metrics`) on the *true* C-space of
-    the greedy policy the pair computes from the workspace alone, with the mapper's cell accuracy."""
-    model.eval()
-    view = ArmTorchDataset(data)
-    actions = []
-    for start in range(0, len(view), batch_size):
-        workspace = view.workspace[start : start + batch_size].to(device)
-        goal = view.inputs[start : start + batch_size, 1:].to(device)
-        out, _ = model(workspace, goal)
-        actions.append(out.logits.argmax(1).cpu().numpy())
-    metrics = rollout_metrics(data.tasks, np.concatenate(actions))
-    metrics["map_cell_accuracy"] = mapper_metrics(model.mapper, data, device=device)["cell_accuracy"]
-    return metrics

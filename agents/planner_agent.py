@@ -54,3 +54,43 @@ class PlannerAgent:
             raise RuntimeError("PlannerAgent.draw_on: no plan yet (call act or plan first)")
         free = env.unwrapped.free
         env.unwrapped.set_overlay(values=np.where(free, self.values, np.nan), policy=self.logits)
+
+
+class MappedPlannerAgent(PlannerAgent):
+    """Acts greedily with a :class:`~idplan.agents.mapped_planning.MappedPlanner` that sees only
+    observations (``idplan/MiniWorldNav-v0``'s panoramas, say) and the goal map, never the true map.
+
+    Args:
+        model: the mapper and planner.
+        observation_key: the observation entry the mapper reads (``"panoramas"``).
+        device: where the model runs.
+    """
+
+    def __init__(self, model, observation_key: str = "panoramas", device: str | torch.device = "cpu"):
+        super().__init__(model.planner, device)
+        self.model = model.to(device).eval()
+        self.observation_key = observation_key
+        self.occupancy: np.ndarray | None = None
+
+    @torch.no_grad()
+    def plan(self, observation: dict[str, np.ndarray]) -> None:
+        """Map and plan for the observation's panoramas and goal (no-op if already planned)."""
+        seen = observation[self.observation_key]
+        key = seen.tobytes() + observation["goal"].tobytes()
+        if key == self._key:
+            return
+        goal = torch.from_numpy(observation["goal"].astype(np.float32))[None, None].to(self.device)
+        out, occupancy = self.model(torch.from_numpy(np.ascontiguousarray(seen))[None].to(self.device), goal)
+        self.logits = out.logits[0].cpu().numpy()
+        self.values = out.values[0, 0].cpu().numpy()
+        self.occupancy = torch.sigmoid(occupancy)[0, 0].cpu().numpy()
+        self._key = key
+
+    def draw_on(self, env) -> None:
+        """Overlay the predicted map, with the value map and policy on its free cells."""
+        if self.logits is None:
+            raise RuntimeError("MappedPlannerAgent.draw_on: no plan yet (call act or plan first)")
+        free = self.occupancy < 0.5
+        env.unwrapped.set_overlay(
+            values=np.where(free, self.values, np.nan), policy=self.logits, occupancy=self.occupancy
+        )

@@ -20,7 +20,15 @@ from tqdm.auto import tqdm
 
 from ._checks import check_int
 from .arm_geometry import ArmGeometry, check_bins, check_obstacles, cspace_maps, random_obstacles, workspace_images
-from .maze_dataset import SPLITS, MazeDataset, MazeTorchDataset, _load_npz, concatenate, label_tasks, random_free_cells
+from .maze_dataset import (
+    SPLITS,
+    MazeDataset,
+    MazeTorchDataset,
+    concatenate,
+    label_tasks,
+    load_tagged_npz,
+    random_free_cells,
+)
 
 FORMAT = "idplan-arm-dataset-v1"
 
@@ -63,6 +71,10 @@ class ArmDataset:
         index = np.atleast_1d(np.arange(len(self))[index])
         return ArmDataset(self.tasks[index], self.obstacles[index], self.workspace[index], self.geometry)
 
+    def torch_dataset(self) -> ArmTorchDataset:
+        """The view a ``DataLoader`` consumes (the mapped-planning training functions call this)."""
+        return ArmTorchDataset(self)
+
     def save(self, path: str | os.PathLike) -> None:
         """Write to a compressed ``.npz`` (plain arrays only)."""
         np.savez_compressed(
@@ -80,14 +92,8 @@ class ArmDataset:
     @classmethod
     def load(cls, path: str | os.PathLike) -> ArmDataset:
         """Read a file written by :meth:`save`; a foreign or corrupt file raises ``ValueError``."""
-        arrays = _load_npz(path)
-        fmt = arrays.get("format")
-        if fmt is None or fmt.shape != () or str(fmt) != FORMAT:
-            raise ValueError(f"{path}: not an idplan arm dataset (expected format {FORMAT!r})")
         fields = ("free", "goals", "distances", "optimal", "actions", "obstacles", "workspace", "pixels", "links")
-        missing = [k for k in fields + ("extent", "base_clearance") if k not in arrays]
-        if missing:
-            raise ValueError(f"{path}: missing arrays {missing}")
+        arrays = load_tagged_npz(path, FORMAT, "arm dataset", fields + ("extent", "base_clearance"))
         pixels = int(arrays["pixels"])
         tasks = MazeDataset(*(arrays[k] for k in fields[:5]), moves=4, torus=True)
         geometry = ArmGeometry(
@@ -154,14 +160,15 @@ def generate_arm_splits(
 
 class ArmTorchDataset(MazeTorchDataset):
     """An :class:`ArmDataset` as training samples: the maze items (``"input"``: C-space obstacle map
-    and goal, ``"action"``, ``"optimal"``, ``"distance"``, ``"mask"``) plus ``"workspace"``
-    (``[1, P, P]`` float32 image) and ``"goal"`` (``[1, bins, bins]`` float32 one-hot goal)."""
+    and goal, ``"action"``, ``"optimal"``, ``"distance"``, ``"mask"``) plus ``"observation"`` (the
+    ``[1, P, P]`` float32 workspace image, the mapper's input) and ``"goal"`` (``[1, bins, bins]``
+    float32 one-hot goal)."""
 
     def __init__(self, data: ArmDataset):
         super().__init__(data.tasks)
         self.arm = data
-        self.workspace = torch.from_numpy(data.workspace.astype(np.float32))[:, None]
+        self.observations = torch.from_numpy(data.workspace.astype(np.float32))[:, None]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         item = super().__getitem__(i)
-        return {**item, "workspace": self.workspace[i], "goal": item["input"][1:]}
+        return {**item, "observation": self.observations[i], "goal": item["input"][1:]}

@@ -321,6 +321,19 @@ def load_maze_file(path: str | os.PathLike, split: str = "test") -> MazeDataset:
     raise ValueError(f"{path}: neither an idplan maze dataset nor a community maze file (keys {sorted(arrays)[:6]})")
 
 
+def load_tagged_npz(path: str | os.PathLike, fmt: str, what: str, required: Iterable[str]) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` an idplan dataset wrote with the format tag ``fmt`` (no pickles);
+    a foreign file (``what`` names the expected kind) or one missing ``required`` arrays raises ``ValueError``."""
+    arrays = _load_npz(path)
+    tag = arrays.get("format")
+    if tag is None or tag.shape != () or str(tag) != fmt:
+        raise ValueError(f"{path}: not an idplan {what} (expected format {fmt!r})")
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: missing arrays {missing}")
+    return arrays
+
+
 def _load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """All arrays of an ``.npz`` file, loaded without pickles; clear errors for bad files."""
     try:

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from idplan.agents import make_planner
-from idplan.agents.arm_mapper import MappedPlanner, WorkspaceMapper, evaluate_mapped, train_end_to_end, train_mapper
+from idplan.agents.arm_mapper import WorkspaceMapper
 from idplan.agents.cli import render_rollout
 from idplan.agents.evaluation import evaluate_planner
 from idplan.agents.imitation import TrainConfig, TrainingDiverged, train_planner
+from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, train_end_to_end, train_mapper
 from idplan.envs.arm_dataset import generate_arm_splits
 
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from idplan.agents import make_planner
-from idplan.agents.arm_mapper import MappedPlanner, WorkspaceMapper, evaluate_mapped, mapper_metrics, train_mapper
+from idplan.agents.arm_mapper import WorkspaceMapper
 from idplan.agents.cli import main as idplan_main
 from idplan.agents.imitation import TrainConfig
+from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, mapper_metrics, train_mapper
 from idplan.envs.arm_dataset import ArmTorchDataset, generate_arm_dataset
 
 
@@ -42,7 +43,7 @@ def test_planning_on_the_mapped_cspace_trains_the_mapper_through_the_implicit_pl
     model = MappedPlanner(WorkspaceMapper(bins=18, width=8), planner)
     view = ArmTorchDataset(arm_data)
     batch = [view[i] for i in range(4)]
-    workspace = torch.stack([b["workspace"] for b in batch])
+    workspace = torch.stack([b["observation"] for b in batch])
     goal = torch.stack([b["goal"] for b in batch])
     out, occupancy = model(workspace, goal)
     assert out.logits.shape == (4, 4, 18, 18) and occupancy.shape == (4, 1, 18, 18)

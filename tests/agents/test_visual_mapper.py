@@ -1,0 +1,94 @@
+"""The visual mapper (panoramas -> map), trained alone and through an implicit planner, and its agent."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from idplan.agents import make_planner
+from idplan.agents.imitation import TrainConfig
+from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, mapper_metrics, train_mapper
+from idplan.agents.planner_agent import MappedPlannerAgent
+from idplan.agents.visual_mapper import PanoramaMapper
+from idplan.envs.maze_dataset import generate_dataset
+
+
+@pytest.fixture(scope="module")
+def nav_data():
+    from idplan.envs.miniworld_nav import load_maze_world
+    from idplan.envs.visual_nav_dataset import VisualNavDataset, render_panoramas
+
+    try:
+        load_maze_world()
+    except ImportError as error:
+        if os.environ.get("IDPLAN_REQUIRE_MINIWORLD"):
+            raise
+        pytest.skip(f"MiniWorld cannot render here: {error}")
+    tasks = generate_dataset(24, 7, seed=0, progress=False)
+    return VisualNavDataset(tasks, render_panoramas(tasks.free, tasks.goals, progress=False))
+
+
+def test_mapper_shapes_and_input_checks():
+    mapper = PanoramaMapper()
+    panoramas = torch.zeros(2, 9, 9, 4, 32, 32, 3, dtype=torch.uint8)
+    assert mapper(panoramas).shape == (2, 1, 9, 9)
+    assert mapper(panoramas.float()).shape == (2, 1, 9, 9)  # floats in [0, 1] too
+    assert PanoramaMapper(view_size=48)(torch.zeros(1, 5, 5, 4, 48, 48, 3)).shape == (1, 1, 5, 5)
+    with pytest.raises(ValueError, match="expects"):
+        mapper(torch.zeros(2, 9, 9, 4, 32, 32))
+    with pytest.raises(ValueError, match="uint8 or float"):
+        mapper(torch.zeros(1, 5, 5, 4, 32, 32, 3, dtype=torch.int32))
+    with pytest.raises(ValueError, match="view_size"):
+        PanoramaMapper(view_size=16)
+
+
+def test_views_of_the_four_directions_are_not_interchangeable():
+    """Embeddings are concatenated per direction: swapping two views of a cell changes the map."""
+    torch.manual_seed(0)
+    mapper = PanoramaMapper().eval()
+    panoramas = torch.rand(1, 5, 5, 4, 32, 32, 3)
+    swapped = panoramas[:, :, :, [2, 1, 0, 3]]
+    assert not torch.allclose(mapper(panoramas), mapper(swapped))
+
+
+def test_a_short_mapper_training_lowers_the_map_loss(nav_data):
+    torch.manual_seed(0)
+    mapper = PanoramaMapper()
+    before = mapper_metrics(mapper, nav_data)["bce"]
+    history = train_mapper(mapper, nav_data, config=TrainConfig(epochs=4, batch_size=8, lr=1e-3), progress=False)
+    after = mapper_metrics(mapper, nav_data)["bce"]
+    assert after < 0.8 * before and history[-1]["bce"] < history[0]["bce"]
+
+
+def test_the_mapper_learns_through_the_implicit_planner(nav_data):
+    torch.manual_seed(0)
+    model = MappedPlanner(PanoramaMapper(), make_planner("conv_gppn", iterations=20))
+    view = nav_data.torch_dataset()
+    batch = [view[i] for i in range(4)]
+    out, occupancy = model(torch.stack([b["observation"] for b in batch]), torch.stack([b["goal"] for b in batch]))
+    assert out.solution is not None and occupancy.shape == (4, 1, 7, 7)
+    loss = torch.nn.functional.cross_entropy(out.logits, torch.stack([b["action"] for b in batch]), ignore_index=-100)
+    loss.backward()
+    grads = [p.grad for p in model.mapper.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    metrics = evaluate_mapped(model, nav_data[:6])
+    assert 0 <= metrics["success"] <= 1 and 0 <= metrics["map_cell_accuracy"] <= 1
+
+
+def test_mapped_planner_agent_acts_and_draws_its_map(nav_data):
+    from idplan.envs.miniworld_nav import MiniWorldNavEnv
+
+    model = MappedPlanner(PanoramaMapper(), make_planner("vin", iterations=10))
+    env = MiniWorldNavEnv(size=7, render_mode="rgb_array")
+    obs, _ = env.reset(seed=0)
+    agent = MappedPlannerAgent(model)
+    action = agent.act(obs)
+    assert 0 <= action < 4 and agent.occupancy.shape == (7, 7)
+    agent.draw_on(env)
+    frame = env.render()
+    assert frame.shape == (240, 3 * 240 + 16, 3)
+    env.step(action)
+    assert np.array_equal(frame.shape, env.render().shape)
+    env.close()
