@@ -1,7 +1,9 @@
 """Saving and loading planners: weights plus the configuration that rebuilds them.
 
 A checkpoint holds only tensors and plain values (``torch.load(..., weights_only=True)``), so
-loading one never runs code from the file; a foreign or corrupt file raises ``ValueError``.
+loading one never runs code from the file; a foreign or corrupt file raises ``ValueError``. A
+planner that plans on a learned map is saved with its mapper (:data:`MAPPERS`) and loaded back as a
+:class:`~idplan.agents.mapped_planning.MappedPlanner` by :func:`load_mapped_checkpoint`.
 """
 
 from __future__ import annotations
@@ -11,9 +13,15 @@ import os
 from typing import Any
 
 import torch
+from torch import nn
 
 from . import PLANNERS, make_planner
+from .arm_mapper import WorkspaceMapper
+from .mapped_planning import MappedPlanner
 from .planner import Planner
+from .visual_mapper import PanoramaMapper
+
+MAPPERS = {"panorama": PanoramaMapper, "workspace": WorkspaceMapper}
 
 FORMAT = "idplan-planner-v1"
 
@@ -34,13 +42,25 @@ def build_planner(config: dict[str, Any]) -> Planner:
     return make_planner(options.pop("name"), **options)
 
 
-def save_checkpoint(path: str | os.PathLike, planner: Planner, config: dict[str, Any], **extra: Any) -> None:
-    """Write the planner's weights, its ``config`` and ``extra`` plain values (metrics, data info)."""
-    torch.save({"format": FORMAT, "config": config, "state_dict": planner.state_dict(), "extra": extra}, path)
+def save_checkpoint(
+    path: str | os.PathLike,
+    planner: Planner,
+    config: dict[str, Any],
+    mapper: nn.Module | None = None,
+    mapper_config: dict[str, Any] | None = None,
+    **extra: Any,
+) -> None:
+    """Write the planner's weights, its ``config`` and ``extra`` plain values (metrics, data info);
+    with ``mapper``, also its weights and ``mapper_config`` (``{"name": one of MAPPERS, **options}``)."""
+    payload = {"format": FORMAT, "config": config, "state_dict": planner.state_dict(), "extra": extra}
+    if mapper is not None:
+        if not mapper_config or mapper_config.get("name") not in MAPPERS:
+            raise ValueError(f"mapper_config must name one of {sorted(MAPPERS)}, got {mapper_config!r}")
+        payload["mapper"] = {"config": planner_config(**mapper_config), "state_dict": mapper.state_dict()}
+    torch.save(payload, path)
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Planner, dict[str, Any]]:
-    """Rebuild a planner from a checkpoint; returns it (in eval mode) and the checkpoint's ``extra``."""
+def _read(path: str | os.PathLike, device: str | torch.device) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
@@ -49,10 +69,32 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise ValueError(f"{path}: not a readable idplan checkpoint ({type(error).__name__}: {error})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an idplan planner checkpoint (expected format {FORMAT!r})")
-    config = payload["config"]
-    if config.get("name") not in PLANNERS:
-        raise ValueError(f"{path}: unknown planner {config.get('name')!r}")
-    planner = build_planner(config).to(device)
-    planner.load_state_dict(payload["state_dict"])
-    planner.eval()
-    return planner, payload.get("extra", {})
+    return payload
+
+
+def _rebuild(path, recipe: dict[str, Any], registry: dict, what: str, device) -> nn.Module:
+    options = dict(recipe["config"])
+    name = options.pop("name", None)
+    if name not in registry:
+        raise ValueError(f"{path}: unknown {what} {name!r}")
+    module = registry[name](**options).to(device)
+    module.load_state_dict(recipe["state_dict"])
+    return module.eval()
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Planner, dict[str, Any]]:
+    """Rebuild a planner from a checkpoint; returns it (in eval mode) and the checkpoint's ``extra``."""
+    payload = _read(path, device)
+    return _rebuild(path, payload, PLANNERS, "planner", device), payload.get("extra", {})
+
+
+def load_mapped_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[MappedPlanner, dict[str, Any]]:
+    """Rebuild a mapper and its planner (saved with ``mapper=``); returns the pair and ``extra``."""
+    payload = _read(path, device)
+    if "mapper" not in payload:
+        raise ValueError(f"{path}: a planner without a mapper (it plans on given maps, not on observations)")
+    mapper = _rebuild(path, payload["mapper"], MAPPERS, "mapper", device)
+    planner = _rebuild(path, payload, PLANNERS, "planner", device)
+    return MappedPlanner(mapper, planner).eval(), payload.get("extra", {})

@@ -19,9 +19,9 @@ import torch
 
 from .. import envs  # noqa: F401  (registers the environments)
 from ..envs.shortest_paths import optimal_actions, pick_action
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, load_mapped_checkpoint
 from .controller import SWING_UP_HORIZON, ILQRController, MPCAgent
-from .planner_agent import PlannerAgent
+from .planner_agent import MappedPlannerAgent, PlannerAgent
 
 ENV_TASKS = {  # env id -> controller task
     "idplan/Pendulum-v0": "pendulum",
@@ -91,8 +91,15 @@ def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0):
         raise ValueError(f"agent 'mpc' needs a control environment ({sorted(ENV_TASKS)}), not {env_id}")
     if not Path(spec).is_file():
         raise ValueError(f"agent must be random, expert, mpc or a checkpoint file; {spec!r} is none of these")
-    if "map" not in getattr(env.observation_space, "spaces", {}):
-        raise ValueError(f"a planner checkpoint plays on map observations (GridMaze, ArmCSpace), not {env_id}")
+    spaces = getattr(env.observation_space, "spaces", {})
+    if "panoramas" in spaces:  # visual navigation: the checkpoint must hold a mapper
+        model, _ = load_mapped_checkpoint(spec)
+        return MappedPlannerAgent(model, "panoramas")
+    if "map" not in spaces:
+        raise ValueError(
+            f"a planner checkpoint plays on map observations (GridMaze, ArmCSpace) or panoramas "
+            f"(MiniWorldNav, with a mapper), not {env_id}"
+        )
     planner, _ = load_checkpoint(spec)
     return PlannerAgent(planner)
 

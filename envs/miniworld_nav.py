@@ -165,7 +165,7 @@ class MiniWorldNavEnv(GridMazeEnv):
         return NavigationRenderer(self.size, self.panel)
 
     def _draw_frame(self):
-        if self.world is None:  # after unpickling
+        if self._panoramas is None:  # a new maze not built yet (human mode renders before observing), or unpickled
             self._build_world()
         free = self.free if self._overlay_occupancy is None else self._overlay_occupancy < 0.5
         return self._renderer.draw(

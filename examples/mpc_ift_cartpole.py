@@ -79,6 +79,8 @@ def mpc_policy(mpc: ShootingMPC):
 
 
 def train_dynamics(states: torch.Tensor, steps: int, generator: torch.Generator) -> MLPDynamics:
+    """Algorithm 2's train_f: regress the true next state on random transitions, from ``states`` [N, 5]
+    with controls uniform in the bound."""
     model = MLPDynamics(5, 1).double()
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(steps):
@@ -145,6 +147,15 @@ def main() -> None:
     parser.add_argument("--cost-steps", type=int, default=200)
     parser.add_argument("--bc-steps", type=int, default=3000)
     parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument(
+        "--expert-refine", type=int, default=20, help="Newton steps polishing the expert's random shooting"
+    )
+    parser.add_argument(
+        "--model-variance",
+        type=float,
+        default=0.5,
+        help="variance of the random states the dynamics learn from, beside the expert's",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     generator = torch.Generator().manual_seed(args.seed)
@@ -157,13 +168,15 @@ def main() -> None:
         horizon=10,
         bound=BOUND,
         control_weight=PARAMS.force_weight,
+        refine=args.expert_refine,
         generator=generator,
     )
     xs, us, expert_cost = rollout(mpc_policy(expert), initial_states(args.trajectories, 0.04, generator))
     print(
         f"expert data: {args.trajectories} x 40 steps, mean cost {float(expert_cost.mean()):.2f} ({time.perf_counter() - start:.0f} s)"
     )
-    model = train_dynamics(xs.reshape(-1, 5), args.dynamics_steps, generator)
+    random_states = initial_states(xs[:-1].numel() // 5, args.model_variance, generator)
+    model = train_dynamics(torch.cat([xs.reshape(-1, 5), random_states]), args.dynamics_steps, generator)
     mpc, history = train_cost(model, xs, args.cost_steps, generator)
     print(
         f"learned target state {[round(v, 3) for v in mpc.cost.target.tolist()]} (true {GOAL.tolist()}); "

@@ -11,7 +11,8 @@ and tested on unseen mazes, from every start cell, seeing only panoramas.
     python examples/visual_navigation.py --planners conv_gppn --modes implicit --n-train 200 --epochs 3
 
 The dataset (GPPN-style mazes, distinct across splits) is rendered once and cached in
-``--data-dir``. Writes a GIF of a test rollout (first-person view, MiniWorld's top view, the
+``--data-dir``, beside a checkpoint of each trained pair (``idplan play idplan/MiniWorldNav-v0
+--agent runs/visual_nav/ID-conv_gppn.pt --record nav.gif`` plays one). Writes a GIF of a test rollout (first-person view, MiniWorld's top view, the
 predicted map with the value overlay) and ends with a JSON line of all results.
 """
 
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from idplan.agents import make_planner
+from idplan.agents.checkpoint import planner_config, save_checkpoint
 from idplan.agents.imitation import TrainConfig
 from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, train_end_to_end
 from idplan.agents.planner_agent import MappedPlannerAgent
@@ -147,6 +149,16 @@ def main() -> None:
                 "test_map_cell_accuracy": round(test["map_cell_accuracy"], 4),
                 "train_seconds": round(seconds, 1),
             }
+            checkpoint = Path(args.data_dir) / f"{row['planner']}.pt"
+            save_checkpoint(
+                checkpoint,
+                model.planner,
+                planner_config(name, mode=mode, iterations=args.iterations),
+                mapper=model.mapper,
+                mapper_config={"name": "panorama", "view_size": data["train"].view_size},
+                test=test,
+            )
+            row["checkpoint"] = str(checkpoint)
             if args.gif and mode == "implicit" and name == args.gif_planner:
                 row["rollout"] = render_visual_rollout(model, data["test"], args.gif, args.seed)
             rows.append(row)

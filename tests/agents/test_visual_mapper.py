@@ -92,3 +92,31 @@ def test_mapped_planner_agent_acts_and_draws_its_map(nav_data):
     env.step(action)
     assert np.array_equal(frame.shape, env.render().shape)
     env.close()
+
+
+def test_a_mapped_checkpoint_round_trips_and_plays(nav_data, tmp_path):
+    from idplan.agents.checkpoint import load_checkpoint, load_mapped_checkpoint, planner_config, save_checkpoint
+    from idplan.agents.play import play
+
+    torch.manual_seed(0)
+    model = MappedPlanner(PanoramaMapper(), make_planner("vin", iterations=10))
+    path = tmp_path / "nav.pt"
+    save_checkpoint(
+        path, model.planner, planner_config("vin", iterations=10), model.mapper, {"name": "panorama"}, note=1
+    )
+    loaded, extra = load_mapped_checkpoint(path)
+    observation = torch.from_numpy(nav_data.panoramas[:2])
+    goal = nav_data.torch_dataset().inputs[:2, 1:]
+    model.eval()
+    torch.testing.assert_close(loaded(observation, goal)[0].logits, model(observation, goal)[0].logits)
+    assert extra == {"note": 1}
+    load_checkpoint(path)  # the planner alone loads too
+    save_checkpoint(tmp_path / "plain.pt", model.planner, planner_config("vin", iterations=10))
+    with pytest.raises(ValueError, match="without a mapper"):
+        load_mapped_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="mapper_config"):
+        save_checkpoint(tmp_path / "x.pt", model.planner, {}, model.mapper, {"name": "nope"})
+    summary = play(
+        "idplan/MiniWorldNav-v0", str(path), record=tmp_path / "nav.gif", env_kwargs={"size": 7}, max_steps=5
+    )
+    assert (tmp_path / "nav.gif").stat().st_size > 0 and summary["lengths"][0] >= 1

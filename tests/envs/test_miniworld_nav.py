@@ -175,3 +175,30 @@ def test_parallel_rendering_matches_serial(MazeWorld):
     serial = render_panoramas(tasks.free, tasks.goals, progress=False)
     parallel = render_panoramas(tasks.free, tasks.goals, workers=2, chunk=1, progress=False)
     np.testing.assert_array_equal(serial, parallel)
+
+
+def test_human_mode_shows_each_new_maze(MazeWorld, monkeypatch):
+    """In human mode reset() renders before it observes: the frame must be of the new maze."""
+    env = MiniWorldNavEnv(size=7, render_mode="human")
+    shown = []  # the maze the 3D world held when each frame was shown
+    monkeypatch.setattr(
+        "idplan.envs.maze_rendering.HumanWindow.show", lambda self, surface: shown.append(env.world.free.copy())
+    )
+    env.reset(seed=0)
+    first = env.free.copy()
+    env.reset(seed=1)
+    assert len(shown) == 2 and (shown[0] == first).all() and (shown[1] == env.free).all()
+    assert not (first == env.free).all()
+    env.close()
+
+
+def test_pickled_env_rebuilds_its_world(MazeWorld):
+    import pickle
+
+    env = MiniWorldNavEnv(size=7)
+    obs, _ = env.reset(seed=0)
+    clone = pickle.loads(pickle.dumps(env))
+    again, *_ = clone.step(0)
+    np.testing.assert_array_equal(again["panoramas"], obs["panoramas"])
+    env.close()
+    clone.close()
