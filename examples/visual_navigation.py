@@ -13,7 +13,8 @@ and tested on unseen mazes, from every start cell, seeing only panoramas.
 The dataset (GPPN-style mazes, distinct across splits) is rendered once and cached in
 ``--data-dir``, beside a checkpoint of each trained pair (``idplan play idplan/MiniWorldNav-v0
 --agent runs/visual_nav/ID-conv_gppn.pt --record nav.gif`` plays one). Writes a GIF of a test rollout (first-person view, MiniWorld's top view, the
-predicted map with the value overlay) and ends with a JSON line of all results.
+predicted map with the value overlay; the first test maze the model solves from its farthest start)
+and ends with a JSON line of all results.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, train_
 from idplan.agents.planner_agent import MappedPlannerAgent
 from idplan.agents.visual_mapper import PanoramaMapper
 from idplan.envs.maze_dataset import SPLITS
+from idplan.envs.maze_rollouts import greedy_rollouts
 from idplan.envs.visual_nav_dataset import VisualNavDataset, generate_visual_nav_splits
 
 
@@ -70,17 +72,34 @@ def train_best(model: MappedPlanner, data, config: TrainConfig, map_weight: floa
     return best["epoch"]
 
 
+@torch.no_grad()
+def showcase_maze(model: MappedPlanner, data: VisualNavDataset, limit: int = 20) -> int:
+    """The first of the first ``limit`` test mazes that the model solves from its farthest start
+    (0 if none): the model sees only panoramas, the rollout runs on the true map."""
+    model.eval()
+    view = data.torch_dataset()
+    for i in range(min(limit, len(data))):
+        out, _ = model(view.observations[i : i + 1], view.inputs[i : i + 1, 1:])
+        tasks = data.tasks[i]
+        farthest = tasks.distances == tasks.distances.max()
+        steps = greedy_rollouts(tasks.free, tasks.goals, out.logits.argmax(1).numpy(), farthest, tasks.moves)
+        if (steps[farthest] >= 0).all():
+            return i
+    return 0
+
+
 def render_visual_rollout(model: MappedPlanner, data: VisualNavDataset, path: Path, seed: int = 0) -> dict:
-    """Play the model on the first test maze from its farthest start cell in ``idplan/MiniWorldNav-v0``
-    and write a GIF; the rollout stops at the goal or when the greedy policy revisits a cell."""
+    """Play the model in ``idplan/MiniWorldNav-v0`` on a test maze (:func:`showcase_maze`) from its
+    farthest start cell and write a GIF; the rollout stops at the goal or when the greedy policy
+    revisits a cell."""
     import gymnasium as gym
     import imageio.v3 as iio
 
     import idplan.envs  # noqa: F401  (registers the environments)
 
-    tasks = data.tasks
-    start = np.unravel_index(int(tasks.distances[0].argmax()), tasks.distances[0].shape)
-    options = {"map": (~tasks.free[0]).astype(np.int8), "goal": tuple(tasks.goals[0]), "start": start}
+    maze, tasks = showcase_maze(model, data), data.tasks
+    start = np.unravel_index(int(tasks.distances[maze].argmax()), tasks.distances[maze].shape)
+    options = {"map": (~tasks.free[maze]).astype(np.int8), "goal": tuple(tasks.goals[maze]), "start": start}
     env = gym.make("idplan/MiniWorldNav-v0", size=data.size, view_size=data.view_size, render_mode="rgb_array")
     obs, _ = env.reset(seed=seed, options=options)
     agent = MappedPlannerAgent(model)
@@ -99,8 +118,9 @@ def render_visual_rollout(model: MappedPlanner, data: VisualNavDataset, path: Pa
     env.close()
     return {
         "gif": str(path),
+        "test_maze": maze,
         "steps": len(visited) - 1,
-        "optimal": int(tasks.distances[0][start]),
+        "optimal": int(tasks.distances[maze][start]),
         "reached": terminated,
     }
 
