@@ -185,7 +185,20 @@ def main() -> None:
     bc = train_bc(xs, us, args.bc_steps, generator)
     results = {}
     print(f"\n{'policy':<9} {'cost, variance 0.04':>20} {'cost, variance 0.16':>20}")
-    for name, policy in (("expert", mpc_policy(expert)), ("MPC-IFT", mpc_policy(mpc)), ("BC", bc)):
+    # a diagnostic beside the paper's rows: the learned model with the true cost separates the
+    # model's error from the learned target's
+    true_cost = ShootingMPC(
+        model,
+        TargetCost(WEIGHTS, GOAL),
+        1,
+        bound=BOUND,
+        control_weight=PARAMS.force_weight,
+        refine=10,
+        generator=generator,
+    )
+    policies = {"expert": expert, "MPC-IFT": mpc, "BC": bc, "model+true": true_cost}
+    for name, policy in policies.items():
+        policy = mpc_policy(policy) if isinstance(policy, ShootingMPC) else policy
         row = {}
         for variance in (0.04, 0.16):
             test = initial_states(args.episodes, variance, torch.Generator().manual_seed(1000 + args.seed))

@@ -7,7 +7,8 @@ actions (the mapper by autograd, an implicit planner by its implicit adjoint), w
 map loss (``--map-weight``, 0 to turn it off); the epoch with the best validation success is kept
 and tested on unseen mazes, from every start cell, seeing only panoramas.
 
-    python examples/visual_navigation.py                                   # 15x15, six planners
+    python examples/visual_navigation.py                                   # 15x15, six planners, K = 30
+    python examples/visual_navigation.py --planners conv_gppn,vin --modes implicit --implicit-iterations 100
     python examples/visual_navigation.py --planners conv_gppn --modes implicit --n-train 200 --epochs 3
 
 The dataset (GPPN-style mazes, distinct across splits) is rendered once and cached in
@@ -131,6 +132,12 @@ def main() -> None:
     parser.add_argument("--planners", type=lambda s: s.split(","), default=["conv_gppn", "vin", "sym_vin"])
     parser.add_argument("--modes", type=lambda s: s.split(","), default=["implicit", "explicit"])
     parser.add_argument("--iterations", type=int, default=30, help="K: explicit unrolled steps, implicit forward cap")
+    parser.add_argument(
+        "--implicit-iterations",
+        type=int,
+        default=None,
+        help="forward cap of the implicit planners, if not K (they stop earlier at relative residual 1e-4)",
+    )
     parser.add_argument("--n-train", type=int, default=1000)
     parser.add_argument("--n-valid", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=200)
@@ -151,8 +158,11 @@ def main() -> None:
     for name in args.planners:
         for mode in args.modes:
             torch.manual_seed(args.seed)
+            iterations = (
+                args.implicit_iterations if mode == "implicit" and args.implicit_iterations else args.iterations
+            )
             model = MappedPlanner(
-                PanoramaMapper(data["train"].view_size), make_planner(name, mode=mode, iterations=args.iterations)
+                PanoramaMapper(data["train"].view_size), make_planner(name, mode=mode, iterations=iterations)
             )
             config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
             start = time.perf_counter()
@@ -161,7 +171,7 @@ def main() -> None:
             test = evaluate_mapped(model, data["test"])
             row = {
                 "planner": ("ID-" if mode == "implicit" else "") + name,
-                "K": args.iterations,
+                "K": iterations,
                 "seed": args.seed,
                 "best_epoch": epoch,
                 "test_success": round(test["success"], 4),
@@ -173,7 +183,7 @@ def main() -> None:
             save_checkpoint(
                 checkpoint,
                 model.planner,
-                planner_config(name, mode=mode, iterations=args.iterations),
+                planner_config(name, mode=mode, iterations=iterations),
                 mapper=model.mapper,
                 mapper_config={"name": "panorama", "view_size": data["train"].view_size},
                 test=test,
