@@ -93,13 +93,21 @@ class ShootingMPC(nn.Module):
             total = total + self.cost(x) + self.control_weight * U[..., t, :].pow(2).sum(-1)
         return total
 
-    def shoot(self, x0: torch.Tensor) -> torch.Tensor:
-        """The best of ``particles`` random plans per state, ``[B, H*m]`` (no gradient)."""
+    def shoot(self, x0: torch.Tensor, warm_start: torch.Tensor | None = None) -> torch.Tensor:
+        """The best of ``particles`` random plans per state, ``[B, H*m]`` (no gradient); with
+        ``warm_start`` (``[B, H, m]`` controls, e.g. the last plan shifted one step) among them."""
         batch = x0.shape[0]
         v = (
             torch.rand(batch, self.particles, self.horizon * self.m, generator=self.generator, dtype=x0.dtype) * 1.98
             - 0.99
         )
+        if warm_start is not None:
+            if warm_start.shape != (batch, self.horizon, self.m):
+                raise ValueError(
+                    f"warm_start must be [{batch}, {self.horizon}, {self.m}] controls, got {tuple(warm_start.shape)}"
+                )
+            inside = (warm_start.detach() / self.bound).clamp(-0.99, 0.99).to(v)
+            v = torch.cat([inside.reshape(batch, 1, -1), v[:, 1:]], 1)
         V = torch.atanh(v).to(x0.device)  # controls uniform in the box
         with torch.no_grad():
             scores = self.score(V, x0[:, None].expand(-1, self.particles, -1))
@@ -125,18 +133,25 @@ class ShootingMPC(nn.Module):
                 V = torch.where(better.any(0)[:, None], trial[first, torch.arange(V.shape[0])], V)
         return V
 
-    def forward(self, x0: torch.Tensor) -> torch.Tensor:
-        """Optimal controls ``[B, H, m]`` (bounded), differentiable by the IFT."""
+    def forward(self, x0: torch.Tensor, warm_start: torch.Tensor | None = None) -> torch.Tensor:
+        """Optimal controls ``[B, H, m]`` (bounded), differentiable by the IFT. ``warm_start``
+        (``[B, H, m]`` controls) joins the random candidates: in a receding-horizon loop, pass
+        :func:`shift_plan` of the last plan."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NonConvergenceWarning)  # reported in self.last.stats
             self.last = argmin(
                 lambda V, x: self.score(V, x),
                 x0.new_zeros(x0.shape[0], self.horizon * self.m),
                 x0,
-                solver=lambda score, V0, x: self.polish(self.shoot(x), x),
+                solver=lambda score, V0, x: self.polish(self.shoot(x, warm_start), x),
                 adjoint=ImplicitAdjoint(linear_solver=CG(ridge=self.ridge), max_iter=100, rtol=1e-10, warn=False),
                 rtol=self.rtol,
                 atol=1e-8,
                 throw=False,
             )
         return self.controls(self.last.value).unflatten(-1, (self.horizon, self.m))
+
+
+def shift_plan(plan: torch.Tensor) -> torch.Tensor:
+    """A receding-horizon warm start: ``plan [B, H, m]`` advanced one step, the last control repeated."""
+    return torch.cat([plan[:, 1:], plan[:, -1:]], 1)

@@ -40,3 +40,20 @@ def test_polished_solution_is_stationary_and_gradients_match_finite_differences(
                 values.append(float((make(target)(x0) * weights).sum()))
         fd.append((values[0] - values[1]) / (2 * h))
     torch.testing.assert_close(grad, torch.tensor(fd, dtype=DT), rtol=1e-5, atol=1e-7)
+
+
+def test_a_warm_start_joins_the_candidates_and_is_kept_when_best():
+    import pytest
+
+    from idplan.agents.shooting_mpc import shift_plan
+
+    x0 = torch.tensor([[1.0, 0.0], [-0.5, 0.3]], dtype=DT)
+    mpc = make(torch.tensor([0.2, 0.1], dtype=DT))
+    with torch.no_grad():
+        plan = mpc(x0)
+        mpc.particles = 2  # two random candidates: the warm start (the optimum) must win
+        shot = mpc.controls(mpc.shoot(x0, plan)).unflatten(-1, (4, 1))
+    torch.testing.assert_close(shot, plan.clamp(-0.99 * 2, 0.99 * 2), rtol=1e-9, atol=1e-9)
+    assert torch.equal(shift_plan(plan)[:, :3], plan[:, 1:]) and torch.equal(shift_plan(plan)[:, 3], plan[:, 3])
+    with pytest.raises(ValueError, match="warm_start"):
+        mpc(x0, plan[:, :2])
