@@ -47,6 +47,9 @@ WEIGHTS = torch.tensor(
     dtype=torch.float64,
 )
 GOAL = torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+HORIZON = 10
+# the learned cost (DIL Fig. 8b): the squared distance of (x, cos theta, sin theta) to a learnable target
+COST_MASK = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
 
 
 class TrueDynamics(nn.Module):
@@ -103,7 +106,7 @@ def train_cost(
     model: MLPDynamics, xs: torch.Tensor, steps: int, generator: torch.Generator
 ) -> tuple[ShootingMPC, list]:
     """Algorithm 2's train_c: the first MPC control, stepped by the learned model, should reach the expert's next state."""
-    cost = TargetCost(WEIGHTS, torch.randn(5, generator=generator, dtype=torch.float64) * 0.5)
+    cost = TargetCost(COST_MASK, torch.randn(5, generator=generator, dtype=torch.float64) * 0.5)
     mpc = ShootingMPC(
         model,
         cost,
@@ -117,29 +120,44 @@ def train_cost(
     )
     optimiser = torch.optim.Adam(cost.parameters(), lr=1e-2)
     pairs_from, pairs_to = xs[:-1].reshape(-1, 5), xs[1:].reshape(-1, 5)
+    # each pair's last solution warm-starts its next solve: the cost moves little between steps, so
+    # the solves stay near their optimum (the IFT needs stationary solutions)
+    plans = torch.zeros(len(pairs_from), HORIZON, 1, dtype=torch.float64)
     history, stationary = [], []
     for step in range(steps):
-        mpc.horizon = min(10, 1 + step * 10 // max(steps // 2, 1))  # grows to 10 over the first half
+        mpc.horizon = min(HORIZON, 1 + step * HORIZON // max(steps // 2, 1))  # grows to 10 over the first half
         index = torch.randint(0, len(pairs_from), (32,), generator=generator)
-        u = mpc(pairs_from[index])[:, 0]
+        plan = mpc(pairs_from[index], plans[index, : mpc.horizon])
+        plans[index, : mpc.horizon] = plan.detach()
+        u = plan[:, 0]
         loss = (model(pairs_from[index], u) - pairs_to[index]).pow(2).sum(-1).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         history.append(float(loss.detach()))
         stationary.append(float(mpc.last.stats.converged.float().mean()))
-    mpc.horizon = 10
+    mpc.horizon = HORIZON
     print(f"train_c: MPC solutions stationary (rtol 1e-5) in {100 * sum(stationary) / len(stationary):.0f}% of samples")
     return mpc, history
 
 
-def train_bc(xs: torch.Tensor, us: torch.Tensor, steps: int, generator: torch.Generator) -> nn.Module:
+def train_bc(
+    xs: torch.Tensor, us: torch.Tensor | None, steps: int, generator: torch.Generator, model: MLPDynamics | None = None
+):
+    """Behavioural cloning: an MLP policy. With ``model`` (the paper's BC, from observations only) its
+    control is stepped through the learned dynamics and the next state matched to the expert's;
+    without, it regresses the expert's controls ``us`` (privileged: the paper's learners never see them)."""
     policy = nn.Sequential(nn.Linear(5, 128), nn.Tanh(), nn.Linear(128, 128), nn.Tanh(), nn.Linear(128, 1)).double()
     optimiser = torch.optim.Adam(policy.parameters(), lr=1e-3)
-    X, U = xs[:-1].reshape(-1, 5), us.reshape(-1, 1)
+    X, X_next = xs[:-1].reshape(-1, 5), xs[1:].reshape(-1, 5)
+    U = None if us is None else us.reshape(-1, 1)
     for _ in range(steps):
         index = torch.randint(0, len(X), (256,), generator=generator)
-        loss = (BOUND * torch.tanh(policy(X[index])) - U[index]).pow(2).mean()
+        u = BOUND * torch.tanh(policy(X[index]))
+        if model is not None:
+            loss = (model(X[index], u) - X_next[index]).pow(2).sum(-1).mean()
+        else:
+            loss = (u - U[index]).pow(2).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -149,7 +167,7 @@ def train_bc(xs: torch.Tensor, us: torch.Tensor, steps: int, generator: torch.Ge
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trajectories", type=int, default=100)
-    parser.add_argument("--dynamics-steps", type=int, default=3000)
+    parser.add_argument("--dynamics-steps", type=int, default=20000)
     parser.add_argument("--cost-steps", type=int, default=200)
     parser.add_argument("--bc-steps", type=int, default=3000)
     parser.add_argument("--episodes", type=int, default=50)
@@ -171,7 +189,7 @@ def main() -> None:
         TrueDynamics(),
         TargetCost(WEIGHTS, GOAL),
         1,
-        horizon=10,
+        horizon=HORIZON,
         bound=BOUND,
         control_weight=PARAMS.force_weight,
         refine=args.expert_refine,
@@ -185,10 +203,13 @@ def main() -> None:
     model = train_dynamics(torch.cat([xs.reshape(-1, 5), random_states]), args.dynamics_steps, generator)
     mpc, history = train_cost(model, xs, args.cost_steps, generator)
     print(
-        f"learned target state {[round(v, 3) for v in mpc.cost.target.tolist()]} (true {GOAL.tolist()}); "
+        f"learned target (x, cos, sin) {[round(float(mpc.cost.target[i]), 3) for i in (0, 2, 3)]} (true [0, 1, 0]); "
         f"train_c loss {history[0]:.4f} -> {sum(history[-10:]) / 10:.4f} ({time.perf_counter() - start:.0f} s)"
     )
-    bc = train_bc(xs, us, args.bc_steps, generator)
+    model.requires_grad_(False)  # BC from observations trains its policy through the frozen model
+    bc = train_bc(xs, None, args.bc_steps, generator, model)
+    model.requires_grad_(True)
+    bc_controls = train_bc(xs, us, args.bc_steps, generator)
     results = {}
     print(f"\n{'policy':<9} {'cost, variance 0.04':>20} {'cost, variance 0.16':>20}")
     # a diagnostic beside the paper's rows: the learned model with the true cost separates the
@@ -202,7 +223,7 @@ def main() -> None:
         refine=10,
         generator=generator,
     )
-    policies = {"expert": expert, "MPC-IFT": mpc, "BC": bc, "model+true": true_cost}
+    policies = {"expert": expert, "MPC-IFT": mpc, "BC": bc, "BC on u": bc_controls, "model+true": true_cost}
     for name, policy in policies.items():
         row = {}
         for variance in (0.04, 0.16):

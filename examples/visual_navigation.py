@@ -138,6 +138,12 @@ def main() -> None:
         default=None,
         help="forward cap of the implicit planners, if not K (they stop earlier at relative residual 1e-4)",
     )
+    parser.add_argument(
+        "--value-bound",
+        type=float,
+        default=None,
+        help="implicit VIN/SymVIN: keep each value kernel's L1 norm below this (a contraction), e.g. 0.95",
+    )
     parser.add_argument("--n-train", type=int, default=1000)
     parser.add_argument("--n-valid", type=int, default=200)
     parser.add_argument("--n-test", type=int, default=200)
@@ -161,9 +167,10 @@ def main() -> None:
             iterations = (
                 args.implicit_iterations if mode == "implicit" and args.implicit_iterations else args.iterations
             )
-            model = MappedPlanner(
-                PanoramaMapper(data["train"].view_size), make_planner(name, mode=mode, iterations=iterations)
-            )
+            options = {"mode": mode, "iterations": iterations}
+            if mode == "implicit" and name in ("vin", "sym_vin") and args.value_bound is not None:
+                options["value_bound"] = args.value_bound
+            model = MappedPlanner(PanoramaMapper(data["train"].view_size), make_planner(name, **options))
             config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
             start = time.perf_counter()
             epoch = train_best(model, data, config, args.map_weight)
@@ -172,6 +179,7 @@ def main() -> None:
             row = {
                 "planner": ("ID-" if mode == "implicit" else "") + name,
                 "K": iterations,
+                "value_bound": options.get("value_bound"),
                 "seed": args.seed,
                 "best_epoch": epoch,
                 "test_success": round(test["success"], 4),
@@ -183,7 +191,7 @@ def main() -> None:
             save_checkpoint(
                 checkpoint,
                 model.planner,
-                planner_config(name, mode=mode, iterations=iterations),
+                planner_config(name, **options),
                 mapper=model.mapper,
                 mapper_config={"name": "panorama", "view_size": data["train"].view_size},
                 test=test,
