@@ -78,8 +78,9 @@ class MiniWorldNavEnv(GridMazeEnv):
     - ``panel``: side of each rendered panel in pixels (default 240).
     - ``max_episode_steps``: default ``2 * m * m``.
 
-    Rendering the 900 views of a 15x15 maze takes about 0.4 s on a CPU (Mesa's llvmpipe); building a
-    world about 1.5 s the first time (OpenGL context), a few ms for each later maze.
+    Rendering the 900 views of a 15x15 maze takes about 0.35 s on a CPU core (Mesa's llvmpipe; see
+    ``benchmarks/miniworld_render.py``); the first world of a process about 1.5 s more (imports,
+    EGL and the OpenGL context).
 
     ## Version History
     - v0: initial version.

@@ -131,7 +131,7 @@ class MazeWorld(MiniWorldEnv):
         self.free, self.goal = free.copy(), (row, column)
 
     def set_maze(self, free: np.ndarray, goal: tuple[int, int]) -> None:
-        """Rebuild the world for another maze (cheaper than a new world: the OpenGL context stays)."""
+        """Rebuild the world for another maze in the same OpenGL context."""
         self._set_task(free, goal)
         self.reset()
 

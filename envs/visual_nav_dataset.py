@@ -8,7 +8,7 @@ renders in worker processes); :meth:`VisualNavDataset.save` / :meth:`~VisualNavD
 use ``.npz`` (no pickles). :class:`VisualNavTorchDataset` is the training view.
 
 Size: a 15x15 maze's panoramas are 2.8 MB (GPPN's 10k mazes would be 28 GB); rendering them takes
-about 0.4 s per maze and process on a CPU.
+about 0.35 s per maze and process on a CPU (``benchmarks/miniworld_render.py``).
 """
 
 from __future__ import annotations
