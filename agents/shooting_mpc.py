@@ -35,12 +35,31 @@ class MLPDynamics(nn.Module):
 
 
 class TargetCost(nn.Module):
-    """``sum_i w_i (x_i - target_i)^2`` with a learnable target state (weights fixed)."""
+    """``sum_i w_i (x_i - target_i)^2`` with a learnable target state.
 
-    def __init__(self, weights: torch.Tensor, target: torch.Tensor):
+    Args:
+        weights: ``[n]`` non-negative weights (0 drops a component).
+        target: ``[n]`` initial target.
+        learn_weights: learn the positive weights too (as ``exp`` of a parameter, from ``weights``);
+            zero weights stay zero.
+    """
+
+    def __init__(self, weights: torch.Tensor, target: torch.Tensor, learn_weights: bool = False):
         super().__init__()
-        self.register_buffer("weights", weights)
+        if weights.shape != target.shape or bool((weights < 0).any()):
+            raise ValueError(f"weights must be non-negative and shaped like target {tuple(target.shape)}")
+        self.register_buffer("mask", (weights > 0).to(weights.dtype))
+        if learn_weights:
+            self.log_weights = nn.Parameter(torch.where(weights > 0, weights, torch.ones_like(weights)).log())
+        else:
+            self.register_buffer("fixed_weights", weights.clone())
         self.target = nn.Parameter(target.clone())
+
+    @property
+    def weights(self) -> torch.Tensor:
+        if hasattr(self, "log_weights"):
+            return self.mask * self.log_weights.exp()
+        return self.fixed_weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.weights * (x - self.target) ** 2).sum(-1)

@@ -109,12 +109,12 @@ def train_dynamics(states: torch.Tensor, steps: int, generator: torch.Generator)
 
 
 def train_cost(
-    model: MLPDynamics, xs: torch.Tensor, steps: int, generator: torch.Generator
+    model: MLPDynamics, xs: torch.Tensor, steps: int, generator: torch.Generator, learn_weights: bool = False
 ) -> tuple[ShootingMPC, list]:
     """Algorithm 2's train_c: the first MPC control, stepped by the learned model, should reach the expert's next state."""
     # the target starts at the mean observed expert state (from observations only); from a random
     # start the one-step matching loss led it to a hanging target (cos theta -1.1) in our runs
-    cost = TargetCost(COST_MASK, xs.reshape(-1, 5).mean(0))
+    cost = TargetCost(COST_MASK, xs.reshape(-1, 5).mean(0), learn_weights=learn_weights)
     mpc = ShootingMPC(
         model,
         cost,
@@ -180,6 +180,9 @@ def main() -> None:
     parser.add_argument("--bc-steps", type=int, default=3000)
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument(
+        "--learn-weights", action="store_true", help="learn the cost's weights on (x, cos, sin) with its target"
+    )
+    parser.add_argument(
         "--expert-refine", type=int, default=10, help="Newton steps polishing the expert's random shooting"
     )
     parser.add_argument(
@@ -210,7 +213,7 @@ def main() -> None:
     random_states = initial_states(xs[:-1].numel() // 5, args.model_variance, generator)
     model = train_dynamics(torch.cat([xs.reshape(-1, 5), random_states]), args.dynamics_steps, generator)
     start_target = [float(v) for v in xs.reshape(-1, 5).mean(0)[[0, 2, 3]]]
-    mpc, history = train_cost(model, xs, args.cost_steps, generator)
+    mpc, history = train_cost(model, xs, args.cost_steps, generator, args.learn_weights)
     print(
         f"target (x, cos, sin) {[round(v, 3) for v in start_target]} -> "
         f"{[round(float(mpc.cost.target[i]), 3) for i in (0, 2, 3)]} (true [0, 1, 0]); "

@@ -57,3 +57,18 @@ def test_a_warm_start_joins_the_candidates_and_is_kept_when_best():
     assert torch.equal(shift_plan(plan)[:, :3], plan[:, 1:]) and torch.equal(shift_plan(plan)[:, 3], plan[:, 3])
     with pytest.raises(ValueError, match="warm_start"):
         mpc(x0, plan[:, :2])
+
+
+def test_target_cost_with_learnable_weights():
+    import pytest
+
+    weights = torch.tensor([0.5, 0.0, 2.0], dtype=DT)
+    cost = TargetCost(weights, torch.zeros(3, dtype=DT), learn_weights=True)
+    torch.testing.assert_close(cost.weights, weights)  # starts at the given weights, zeros kept
+    x = torch.tensor([[1.0, 3.0, -1.0]], dtype=DT)
+    torch.testing.assert_close(cost(x), torch.tensor([2.5], dtype=DT))
+    cost(x).sum().backward()
+    assert cost.log_weights.grad[0] != 0 and cost.log_weights.grad[1] == 0 and cost.target.grad is not None
+    assert TargetCost(weights, torch.zeros(3, dtype=DT)).weights is not None  # fixed weights: a buffer
+    with pytest.raises(ValueError, match="non-negative"):
+        TargetCost(-weights, torch.zeros(3, dtype=DT))
