@@ -216,7 +216,8 @@ def main() -> None:
     mpc, history = train_cost(model, xs, args.cost_steps, generator, args.learn_weights)
     print(
         f"target (x, cos, sin) {[round(v, 3) for v in start_target]} -> "
-        f"{[round(float(mpc.cost.target[i]), 3) for i in (0, 2, 3)]} (true [0, 1, 0]); "
+        f"{[round(float(mpc.cost.target.detach()[i]), 3) for i in (0, 2, 3)]} (true [0, 1, 0]), "
+        f"weights {[round(float(mpc.cost.weights.detach()[i]), 3) for i in (0, 2, 3)]}; "
         f"train_c loss {history[0]:.4f} -> {sum(history[-10:]) / 10:.4f} ({time.perf_counter() - start:.0f} s)"
     )
     model.requires_grad_(False)  # BC from observations trains its policy through the frozen model
