@@ -140,6 +140,11 @@ class ShootingMPC(nn.Module):
         with torch.no_grad():
             for _ in range(self.refine):
                 g, H = grad(V, x0), hess(V, x0)
+                # a plan whose gradient or Hessian is not finite (a learned model blown up along it)
+                # takes no step, and is reported non-stationary by the argmin's stats
+                finite = torch.isfinite(g).all(-1) & torch.isfinite(H).all((-1, -2))
+                g = torch.where(finite[:, None], g, 0.0)
+                H = torch.where(finite[:, None, None], H, torch.eye(H.shape[-1], dtype=H.dtype, device=H.device))
                 evals, evecs = torch.linalg.eigh(0.5 * (H + H.transpose(-1, -2)))
                 scale = evals.abs().amax(-1, keepdim=True)
                 evals = evals.abs().clamp_min(1e-8 * scale + torch.finfo(V.dtype).tiny)

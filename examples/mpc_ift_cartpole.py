@@ -3,15 +3,17 @@
 True system: ``idplan/CartPole-v0``'s dynamics with the DIL preset (0.6 m pole, 0.5 kg cart and pole,
 dt 0.1), controls bounded by 20 N. Expert: random-shooting MPC (1000 particles, horizon 10, polished
 by 10 saddle-free Newton steps, warm-started by its last plan) on the true model and cost; 100
-trajectories of 40 steps from ``x_0 ~ N(0, 0.04 I)`` (the paper's initial distribution; theta = 0 is
-upright, so this is the balancing phase of the task). The learners see the expert's states only:
+trajectories of 40 steps from ``x_0 ~ N(0, 0.04 I)`` around the upright pole (balancing), or around
+the hanging one with ``--start hanging`` (the paper's swing-up; warm-started, the 1 s horizon expert
+swings up within the 4 s; exploratory, see the README). The learners see the expert's states only:
 
 - ``MPC-IFT``: a learned dynamics MLP, trained on random transitions of the true system (from the
-  expert's states and from ``N(0, 0.5 I)``, controls uniform), and a learned cost, the squared
-  distance of ``(x, cos theta, sin theta)`` to a learnable target (DIL Fig. 8b), trained as in the
-  paper's Algorithm 2: solve the MPC from an expert state, step the learned model with its first
-  control, and match the expert's next state; gradients through the argmin by CG on
-  Hessian-vector products (``ShootingMPC``). The horizon grows from 1 to 10 during training; each
+  expert's states and from them plus ``N(0, 0.5 I)`` noise, controls uniform), and a learned cost,
+  the squared distance of ``(x, cos theta, sin theta)`` to a learnable target (DIL Fig. 8b),
+  trained as in the paper's Algorithm 2 (the target starting at the expert's mean final state;
+  with ``--learn-weights`` the weights are learned too): solve the MPC from an expert state, step
+  the learned model with its first control, and match the expert's next state; gradients through
+  the argmin by CG on Hessian-vector products (``ShootingMPC``). The horizon grows from 1 to 10 during training; each
   training state's last plan warm-starts its next solve.
 - ``BC``: behavioural cloning from observations, as the paper's: an MLP policy whose control, stepped
   through the learned dynamics, should reach the expert's next state. ``BC on u`` regresses the
@@ -23,7 +25,9 @@ variance, by the average summed cost of the true task (paper Table 2: expert 9.2
 BC 14.6 at low variance, 9.3 < 14.7 < 18.4 at high; the ordering is what should reproduce, our cost
 differs in scale).
 
-    python examples/mpc_ift_cartpole.py
+    python examples/mpc_ift_cartpole.py                     # balancing
+    python examples/mpc_ift_cartpole.py --learn-weights
+    python examples/mpc_ift_cartpole.py --start hanging     # swing-up
     python examples/mpc_ift_cartpole.py --cost-steps 50 --episodes 10        # a quick look
 """
 
@@ -63,9 +67,19 @@ class TrueDynamics(nn.Module):
         return cartpole.observation_dynamics(x, u, PARAMS)
 
 
-def initial_states(count: int, variance: float, generator: torch.Generator) -> torch.Tensor:
+def initial_states(count: int, variance: float, generator: torch.Generator, hanging: bool = True) -> torch.Tensor:
+    """Observations ``[count, 5]`` of states ``N(0, variance I)`` around hanging (swing-up) or upright."""
     state = torch.randn(count, 4, generator=generator, dtype=torch.float64) * math.sqrt(variance)
+    if hanging:
+        state[:, 2] += math.pi
     return cartpole.observe(state)
+
+
+def perturbed(observations: torch.Tensor, variance: float, generator: torch.Generator) -> torch.Tensor:
+    """The states of ``observations [N, 5]`` plus ``N(0, variance I)`` noise, observed again."""
+    state = cartpole.state_from_observation(observations)
+    noise = torch.randn(state.shape, generator=generator, dtype=state.dtype) * math.sqrt(variance)
+    return cartpole.observe(state + noise)
 
 
 def rollout(policy, x0: torch.Tensor, steps: int = 40) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -114,7 +128,7 @@ def train_cost(
     """Algorithm 2's train_c: the first MPC control, stepped by the learned model, should reach the expert's next state."""
     # the target starts at the mean observed expert state (from observations only); from a random
     # start the one-step matching loss led it to a hanging target (cos theta -1.1) in our runs
-    cost = TargetCost(COST_MASK, xs.reshape(-1, 5).mean(0), learn_weights=learn_weights)
+    cost = TargetCost(COST_MASK, xs[-1].mean(0), learn_weights=learn_weights)
     mpc = ShootingMPC(
         model,
         cost,
@@ -180,6 +194,12 @@ def main() -> None:
     parser.add_argument("--bc-steps", type=int, default=3000)
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument(
+        "--start",
+        choices=["hanging", "upright"],
+        default="upright",
+        help="x_0 ~ N(0, variance I) around the pole upright (balancing) or hanging (swing-up: exploratory, see README)",
+    )
+    parser.add_argument(
         "--learn-weights", action="store_true", help="learn the cost's weights on (x, cos, sin) with its target"
     )
     parser.add_argument(
@@ -189,7 +209,7 @@ def main() -> None:
         "--model-variance",
         type=float,
         default=0.5,
-        help="variance of the random states the dynamics learn from, beside the expert's",
+        help="variance of the noise added to the expert's states to make the dynamics' extra training states",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -206,13 +226,14 @@ def main() -> None:
         refine=args.expert_refine,
         generator=generator,
     )
-    xs, us, expert_cost = rollout(mpc_policy(expert), initial_states(args.trajectories, 0.04, generator))
+    hanging = args.start == "hanging"
+    xs, us, expert_cost = rollout(mpc_policy(expert), initial_states(args.trajectories, 0.04, generator, hanging))
     print(
         f"expert data: {args.trajectories} x 40 steps, mean cost {float(expert_cost.mean()):.2f} ({time.perf_counter() - start:.0f} s)"
     )
-    random_states = initial_states(xs[:-1].numel() // 5, args.model_variance, generator)
+    random_states = perturbed(xs[:-1].reshape(-1, 5), args.model_variance, generator)
     model = train_dynamics(torch.cat([xs.reshape(-1, 5), random_states]), args.dynamics_steps, generator)
-    start_target = [float(v) for v in xs.reshape(-1, 5).mean(0)[[0, 2, 3]]]
+    start_target = [float(v) for v in xs[-1].mean(0)[[0, 2, 3]]]
     mpc, history = train_cost(model, xs, args.cost_steps, generator, args.learn_weights)
     print(
         f"target (x, cos, sin) {[round(v, 3) for v in start_target]} -> "
@@ -241,7 +262,7 @@ def main() -> None:
     for name, policy in policies.items():
         row = {}
         for variance in (0.04, 0.16):
-            test = initial_states(args.episodes, variance, torch.Generator().manual_seed(1000 + args.seed))
+            test = initial_states(args.episodes, variance, torch.Generator().manual_seed(1000 + args.seed), hanging)
             act = mpc_policy(policy) if isinstance(policy, ShootingMPC) else policy  # fresh warm starts
             row[str(variance)] = float(rollout(act, test)[2].mean())
         results[name] = row

@@ -72,3 +72,11 @@ def test_target_cost_with_learnable_weights():
     assert TargetCost(weights, torch.zeros(3, dtype=DT)).weights is not None  # fixed weights: a buffer
     with pytest.raises(ValueError, match="non-negative"):
         TargetCost(-weights, torch.zeros(3, dtype=DT))
+
+
+def test_polish_leaves_a_plan_with_a_non_finite_hessian_in_place():
+    mpc = make(torch.tensor([0.2, 0.1], dtype=DT))
+    x0 = torch.tensor([[1.0, 0.0], [float("nan"), 0.3]], dtype=DT)  # the second plan's score is NaN
+    V = torch.zeros(2, 4, dtype=DT)
+    polished = mpc.polish(V, x0)
+    assert torch.equal(polished[1], V[1]) and not torch.equal(polished[0], V[0])
