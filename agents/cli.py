@@ -189,9 +189,11 @@ def render_rollout(
     import gymnasium as gym
 
     try:
-        import imageio.v3 as iio
+        import imageio.v3  # noqa: F401
     except ImportError as error:
         raise SystemExit('writing the GIF needs imageio: pip install "idplan[render]"') from error
+    from .play import record_rollout
+
     task, tasks = 0, _tasks(data)
     start = np.unravel_index(int(tasks.distances[task].argmax()), tasks.distances[task].shape)
     options = {"goal": tuple(tasks.goals[task]), "start": start}
@@ -201,29 +203,9 @@ def render_rollout(
     else:
         env = gym.make("idplan/GridMaze-v0", size=data.size, moves=data.moves, render_mode="rgb_array")
         options["map"] = (~data.free[task]).astype(np.int8)
-    obs, info = env.reset(seed=seed, options=options)
-    agent = PlannerAgent(planner, device)
-    agent.plan(obs)
-    agent.draw_on(env)
-    frames, terminated, truncated, steps = [env.render()], False, False, 0
-    visited = {tuple(obs["position"])}
-    while not (terminated or truncated):
-        obs, _, terminated, truncated, info = env.step(agent.act(obs))
-        frames.append(env.render())
-        steps += 1
-        position = tuple(obs["position"])
-        if position in visited and not terminated:
-            break  # stuck or looping
-        visited.add(position)
-    frames += [frames[-1]] * 4  # linger on the last frame
-    iio.imwrite(path, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
+    summary = record_rollout(env, PlannerAgent(planner, device), options, path, seed)
     env.close()
-    return {
-        "gif": str(path),
-        "steps": steps,
-        "optimal_length": int(info["optimal_length"]),
-        "success": bool(terminated),
-    }
+    return summary
 
 
 def cmd_train(args) -> dict[str, Any]:

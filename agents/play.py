@@ -205,6 +205,39 @@ def play(
     return summary
 
 
+def record_rollout(env: gym.Env, agent, options: dict, path: Path, seed: int = 0) -> dict[str, Any]:
+    """Reset ``env`` (``render_mode="rgb_array"``) to the task of ``options``, let a planner ``agent``
+    act greedily with its plan drawn on the frames, and write the episode as a GIF at ``path``.
+
+    The rollout stops at the goal, or when the greedy policy revisits a cell (a deterministic policy
+    then loops for ever). Returns the GIF path, the steps taken, the optimal length and success.
+    """
+    import imageio.v3 as iio
+
+    obs, info = env.reset(seed=seed, options=options)
+    agent.plan(obs)
+    agent.draw_on(env)
+    frames, terminated, truncated, steps = [env.render()], False, False, 0
+    visited = {tuple(obs["position"])}
+    while not (terminated or truncated):
+        obs, _, terminated, truncated, info = env.step(agent.act(obs))
+        frames.append(env.render())
+        steps += 1
+        position = tuple(obs["position"])
+        if position in visited and not terminated:
+            break  # stuck or looping
+        visited.add(position)
+    frames += [frames[-1]] * 4  # linger on the last frame
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
+    return {
+        "gif": str(path),
+        "steps": steps,
+        "optimal_length": int(info["optimal_length"]),
+        "success": bool(terminated),
+    }
+
+
 def pygame_keys() -> list[str]:
     """Key presses waiting in pygame's queue, as names."""
     import pygame

@@ -33,6 +33,7 @@ from idplan.agents.checkpoint import planner_config, save_checkpoint
 from idplan.agents.imitation import TrainConfig
 from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, train_end_to_end
 from idplan.agents.planner_agent import MappedPlannerAgent
+from idplan.agents.play import record_rollout
 from idplan.agents.visual_mapper import PanoramaMapper
 from idplan.envs.maze_dataset import SPLITS
 from idplan.envs.maze_rollouts import greedy_rollouts
@@ -94,7 +95,6 @@ def render_visual_rollout(model: MappedPlanner, data: VisualNavDataset, path: Pa
     farthest start cell and write a GIF; the rollout stops at the goal or when the greedy policy
     revisits a cell."""
     import gymnasium as gym
-    import imageio.v3 as iio
 
     import idplan.envs  # noqa: F401  (registers the environments)
 
@@ -102,28 +102,9 @@ def render_visual_rollout(model: MappedPlanner, data: VisualNavDataset, path: Pa
     start = np.unravel_index(int(tasks.distances[maze].argmax()), tasks.distances[maze].shape)
     options = {"map": (~tasks.free[maze]).astype(np.int8), "goal": tuple(tasks.goals[maze]), "start": start}
     env = gym.make("idplan/MiniWorldNav-v0", size=data.size, view_size=data.view_size, render_mode="rgb_array")
-    obs, _ = env.reset(seed=seed, options=options)
-    agent = MappedPlannerAgent(model)
-    agent.plan(obs)
-    agent.draw_on(env)
-    frames, visited, terminated, truncated = [env.render()], {tuple(obs["position"])}, False, False
-    while not (terminated or truncated):
-        obs, _, terminated, truncated, _ = env.step(agent.act(obs))
-        frames.append(env.render())
-        if tuple(obs["position"]) in visited and not terminated:
-            break
-        visited.add(tuple(obs["position"]))
-    frames += [frames[-1]] * 4
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
+    summary = record_rollout(env, MappedPlannerAgent(model), options, path, seed)
     env.close()
-    return {
-        "gif": str(path),
-        "test_maze": maze,
-        "steps": len(visited) - 1,
-        "optimal": int(tasks.distances[maze][start]),
-        "reached": terminated,
-    }
+    return {**summary, "test_maze": maze}
 
 
 def main() -> None:
