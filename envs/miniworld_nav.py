@@ -135,13 +135,12 @@ class MiniWorldNavEnv(GridMazeEnv):
     def _observation(self) -> dict[str, np.ndarray]:
         if self._panoramas is None:
             self._build_world()
-        goal = np.zeros((self.size, self.size), dtype=np.int8)
-        goal[self.goal] = 1
+        grid = super()._observation()  # GridMaze's goal and position; its map stays hidden
         return {
             "panorama": self._panoramas[self.position].copy(),
             "panoramas": self._panoramas.copy(),  # 2.8 MB at 15x15: a memcpy, well below a render
-            "goal": goal,
-            "position": np.array(self.position, dtype=np.int64),
+            "goal": grid["goal"],
+            "position": grid["position"],
         }
 
     def _info(self, bumped: bool) -> dict[str, Any]:
