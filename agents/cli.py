@@ -29,7 +29,7 @@ from ..envs.maze_dataset import MazeDataset, generate_splits, load_maze_file
 from . import MODES, PLANNERS
 from .checkpoint import build_planner, load_checkpoint, planner_config, save_checkpoint
 from .evaluation import evaluate_planner
-from .imitation import TrainConfig, TrainingDiverged, train_planner
+from .imitation import BestEpoch, TrainConfig, TrainingDiverged, train_planner
 from .planner import Planner
 from .planner_agent import PlannerAgent
 
@@ -135,32 +135,23 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset | ArmDa
         device=args.device,
         jacobian_weight=args.jacobian_weight,
     )
-    best = {"valid_success": -1.0, "epoch": 0, "state": None}
-
-    def keep_best(row: dict[str, float]) -> None:
-        if row["valid_success"] > best["valid_success"]:
-            state = {k: v.detach().clone() for k, v in planner.state_dict().items()}
-            best.update(valid_success=row["valid_success"], epoch=row["epoch"], state=state)
+    best = BestEpoch(planner)
 
     checkpoint = args.out / "checkpoint.pt"
     start = time.perf_counter()
     try:
         history = train_planner(
-            planner, tasks["train"], tasks["valid"], train_config, args.out, not args.quiet, on_epoch_end=keep_best
+            planner, tasks["train"], tasks["valid"], train_config, args.out, not args.quiet, on_epoch_end=best
         )
     except TrainingDiverged as error:
-        if best["state"] is None:
+        if best.state is None:
             raise
-        planner.load_state_dict(best["state"])
-        save_checkpoint(checkpoint, planner, config, epochs=best["epoch"], size=tasks["test"].size)
-        raise TrainingDiverged(
-            f"{error}; the best weights (epoch {best['epoch']}) are saved in {checkpoint}"
-        ) from error
+        save_checkpoint(checkpoint, planner, config, epochs=best.restore(), size=tasks["test"].size)
+        raise TrainingDiverged(f"{error}; the best weights (epoch {best.epoch}) are saved in {checkpoint}") from error
     train_seconds = time.perf_counter() - start
-    if best["state"] is not None:  # test the epoch with the best validation success
-        planner.load_state_dict(best["state"])
+    best.restore()  # test the epoch with the best validation success
     test = evaluate_planner(planner, tasks["test"], device=args.device)
-    save_checkpoint(checkpoint, planner, config, test=test, epochs=best["epoch"], size=tasks["test"].size)
+    save_checkpoint(checkpoint, planner, config, test=test, epochs=best.epoch, size=tasks["test"].size)
     summary = {
         "task": args.task,
         "planner": args.planner,
@@ -169,7 +160,7 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset | ArmDa
         "size": tasks["test"].size,
         "train_maps": len(tasks["train"]),
         "epochs": args.epochs,
-        "best_epoch": best["epoch"],
+        "best_epoch": best.epoch,
         "train_seconds": round(train_seconds, 1),
         "test": {k: round(v, 4) if isinstance(v, float) else v for k, v in test.items()},
         "final_loss": round(history[-1]["loss"], 4),

@@ -49,6 +49,24 @@ class TrainingDiverged(RuntimeError):
     """Training stopped: most steps of an epoch had a diverged fixed point or a non-finite loss."""
 
 
+class BestEpoch:
+    """An ``on_epoch_end`` callback that keeps a copy of ``module``'s weights at the epoch with the
+    best ``valid_success``; :meth:`restore` loads them back and returns that epoch (0: none kept)."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module, self.success, self.epoch, self.state = module, -1.0, 0, None
+
+    def __call__(self, row: dict[str, float]) -> None:
+        if row["valid_success"] > self.success:
+            self.state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+            self.success, self.epoch = row["valid_success"], row["epoch"]
+
+    def restore(self) -> int:
+        if self.state is not None:
+            self.module.load_state_dict(self.state)
+        return self.epoch
+
+
 def imitation_loss(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over labelled cells (``actions`` is -100 elsewhere)."""
     return F.cross_entropy(logits, actions, ignore_index=-100)

@@ -27,7 +27,7 @@ from idplan.agents import make_planner
 from idplan.agents.arm_mapper import WorkspaceMapper
 from idplan.agents.cli import render_rollout
 from idplan.agents.evaluation import evaluate_planner
-from idplan.agents.imitation import TrainConfig, TrainingDiverged, train_planner
+from idplan.agents.imitation import BestEpoch, TrainConfig, TrainingDiverged, train_planner
 from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, train_end_to_end, train_mapper
 from idplan.envs.arm_dataset import generate_arm_splits
 
@@ -45,25 +45,14 @@ def planner_options(name: str, mode: str, args) -> dict:
 def train_best(planner, data, config: TrainConfig) -> tuple[int, bool]:
     """Train by imitation, keep the weights of the epoch with the best validation success; returns
     that epoch (0: none) and whether training diverged."""
-    best = {"success": -1.0, "epoch": 0, "state": None}
-
-    def keep(row):
-        if row["valid_success"] > best["success"]:
-            best.update(
-                success=row["valid_success"],
-                epoch=row["epoch"],
-                state={k: v.clone() for k, v in planner.state_dict().items()},
-            )
-
+    best = BestEpoch(planner)
     try:
-        train_planner(planner, data["train"].tasks, data["valid"].tasks, config, progress=False, on_epoch_end=keep)
+        train_planner(planner, data["train"].tasks, data["valid"].tasks, config, progress=False, on_epoch_end=best)
         diverged = False
     except TrainingDiverged as error:  # reported as a diverged run (as the paper marks them), tested at its best epoch
         print(f"diverged: {error}", flush=True)
         diverged = True
-    if best["state"] is not None:
-        planner.load_state_dict(best["state"])
-    return best["epoch"], diverged
+    return best.restore(), diverged
 
 
 def cspace_runs(args, data) -> list[dict]:

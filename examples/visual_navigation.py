@@ -30,7 +30,7 @@ import torch
 
 from idplan.agents import make_planner
 from idplan.agents.checkpoint import planner_config, save_checkpoint
-from idplan.agents.imitation import TrainConfig
+from idplan.agents.imitation import BestEpoch, TrainConfig
 from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, train_end_to_end
 from idplan.agents.planner_agent import MappedPlannerAgent
 from idplan.agents.play import record_rollout
@@ -60,18 +60,14 @@ def load_or_generate(args) -> dict[str, VisualNavDataset]:
 
 def train_best(model: MappedPlanner, data, config: TrainConfig, map_weight: float) -> int:
     """Train end to end, keep the weights of the epoch with the best validation success; returns that epoch."""
-    best = {"success": -1.0, "epoch": 0, "state": None}
+    best = BestEpoch(model)
 
     def keep(row):
-        if row["valid_success"] > best["success"]:
-            state = {k: v.clone() for k, v in model.state_dict().items()}
-            best.update(success=row["valid_success"], epoch=row["epoch"], state=state)
+        best(row)
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
 
     train_end_to_end(model, data["train"], data["valid"], config, map_weight, progress=False, on_epoch_end=keep)
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    return best["epoch"]
+    return best.restore()
 
 
 @torch.no_grad()

@@ -167,3 +167,18 @@ def test_cli_train_reports_divergence(tmp_path, capsys):
     ]
     assert idplan_main(args) == 2
     assert "lower the learning rate" in capsys.readouterr().err
+
+
+def test_best_epoch_keeps_and_restores_the_best_weights():
+    from idplan.agents.imitation import BestEpoch
+
+    module = torch.nn.Linear(2, 1)
+    best = BestEpoch(module)
+    assert best.restore() == 0  # nothing kept yet: the weights stay
+    with torch.no_grad():
+        module.weight.fill_(1.0)
+    best({"epoch": 1, "valid_success": 0.5})
+    with torch.no_grad():
+        module.weight.fill_(2.0)
+    best({"epoch": 2, "valid_success": 0.4})  # worse: not kept
+    assert best.restore() == 1 and torch.equal(module.weight, torch.ones(1, 2))
