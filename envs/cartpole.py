@@ -106,6 +106,20 @@ def cost(obs: torch.Tensor, force: torch.Tensor, params: CartPoleParams) -> torc
     )
 
 
+def tip_cost(obs: torch.Tensor, params: CartPoleParams, width: float = 0.25) -> torch.Tensor:
+    """Saturating swing-up cost ``[...]`` in ``[0, 1)``: ``1 - exp(-d^2 / (2 width^2))`` with ``d`` the
+    distance of the pole's tip to its upright position above ``x = 0`` (PILCO's cart-pole cost, the
+    task of Gal et al. 2016 that the DIL paper replicates; ``width`` 0.25 m). ``obs [..., 5]``.
+    Bounded, so a diverging episode costs at most one per step."""
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    length = 2 * params_as_tensors(params, obs)["pole_length"]
+    x, cos, sin = obs[..., 0], obs[..., 2], obs[..., 3]
+    squared_distance = (x + length * sin) ** 2 + (length * (cos - 1)) ** 2
+    cost = 1 - torch.exp(-squared_distance / (2 * width**2))
+    return torch.where(torch.isnan(cost), torch.ones_like(cost), cost)
+
+
 class CartPoleEnv(ControlEnv):
     """## Description
     Swing the pole of a cart-pole up from hanging and balance it, pushing the cart with a bounded

@@ -95,6 +95,26 @@ def test_cartpole_terminates_off_the_track_and_dil_preset():
     assert (preset.cart_mass, preset.pole_mass, 2 * preset.pole_length, preset.dt) == (0.5, 0.5, 0.6, 0.1)
 
 
+def test_cartpole_tip_cost_measures_the_tip_distance_to_upright():
+    params = cartpole.CartPoleParams.dil_preset()  # 0.6 m pole
+    states = torch.tensor(
+        [
+            [0.0, 3.0, 0.0, -2.0],  # upright above the origin: velocities are free
+            [0.0, 0.0, math.pi, 0.0],  # hanging: the tip 1.2 m below
+            [0.3, 0.0, -math.asin(0.5), 0.0],  # cart right, pole leaning left: tip 0.08 m under the target
+            [float("nan"), 0.0, 0.0, 0.0],  # a blown-up episode
+        ],
+        dtype=torch.float64,
+    )
+    cost = cartpole.tip_cost(cartpole.observe(states), params)
+    drop = 0.6 * (1 - math.cos(math.asin(0.5)))
+    expected = [0.0, 1 - math.exp(-(1.2**2) / (2 * 0.25**2)), 1 - math.exp(-(drop**2) / (2 * 0.25**2)), 1.0]
+    torch.testing.assert_close(cost, torch.tensor(expected, dtype=torch.float64))
+    assert float(cartpole.tip_cost(cartpole.observe(states[2]), params, width=1.0)) < float(cost[2])
+    with pytest.raises(ValueError, match="width"):
+        cartpole.tip_cost(cartpole.observe(states), params, width=0.0)
+
+
 @pytest.mark.parametrize("env_id", [t[0] for t in TASKS])
 def test_rendering_draws_the_plan(env_id, monkeypatch):
     pytest.importorskip("pygame")
