@@ -213,7 +213,7 @@ def run(args: argparse.Namespace, seed: int) -> tuple[dict, dict]:
     of the summed task cost over ``args.episodes`` test episodes, and the states ``[41, B, 5]`` of the
     expert data and of each policy's test episodes at the high variance (for :func:`plot_phase`)."""
     torch.set_num_threads(args.threads)
-    say = functools.partial(print, f"[run {seed}]" if args.runs > 1 else "", flush=True)
+    say = functools.partial(print, *([f"[run {seed}]"] if args.runs > 1 else []), flush=True)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
