@@ -288,13 +288,14 @@ def print_table(results: dict, what: str) -> None:
 
 
 def over_runs(runs: list[dict]) -> dict:
-    """The mean over runs of each run's average cost, and its standard error over runs (the paper's Table 2)."""
+    """The mean over (two or more) runs of each run's average cost, and its standard error over runs
+    (the paper's Table 2)."""
     table = {}
     for name in POLICIES:
         table[name] = {}
         for variance in VARIANCES:
             means = torch.tensor([run[name][variance]["mean"] for run in runs], dtype=torch.float64)
-            error = float(means.std() / len(means) ** 0.5) if len(means) > 1 else float("nan")
+            error = float(means.std() / len(means) ** 0.5)
             table[name][variance] = {"mean": float(means.mean()), "standard_error": error}
     return table
 
