@@ -22,6 +22,30 @@ MOVES_4 = ((-1, 0), (0, -1), (1, 0), (0, 1))  # N, W, S, E as (row, column) offs
 MOVES_8 = MOVES_4 + ((-1, -1), (1, -1), (1, 1), (-1, 1))  # then NW, SW, SE, NE
 
 
+def grid_neighbours(x: torch.Tensor, moves: int = 4, torus: bool = False) -> torch.Tensor:
+    """``x`` at the cell each move leads to: ``[B, C, m, m]`` -> ``[B, moves, C, m, m]``.
+
+    Entry ``[b, a, c, i, j]`` is ``x[b, c]`` at ``(i, j) + MOVES[a]``. A move off the map stays in
+    place (``x`` of the cell itself), or wraps around on a ``torus``. Obstacles are not looked at:
+    callers gate the moves they block. Device, dtype and autograd follow ``x``.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"grid_neighbours expects [B, C, m, m], got {tuple(x.shape)}")
+    if moves not in (4, 8):
+        raise ValueError(f"moves must be 4 or 8, got {moves}")
+    offsets = MOVES_4 if moves == 4 else MOVES_8
+    rows, cols = x.shape[-2:]
+    if torus:
+        return torch.stack([torch.roll(x, shifts=(-dr, -dc), dims=(-2, -1)) for dr, dc in offsets], dim=1)
+    padded = F.pad(x, (1, 1, 1, 1))
+    inside = F.pad(x.new_ones(1, 1, rows, cols, dtype=torch.bool), (1, 1, 1, 1), value=False)
+    shifted = []
+    for dr, dc in offsets:
+        window = (..., slice(1 + dr, 1 + dr + rows), slice(1 + dc, 1 + dc + cols))
+        shifted.append(torch.where(inside[window], padded[window], x))
+    return torch.stack(shifted, dim=1)
+
+
 def grid_bellman_operator(
     free: torch.Tensor, goal: torch.Tensor, gamma: float = 0.99, moves: int = 4
 ) -> Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor]:
@@ -46,18 +70,11 @@ def grid_bellman_operator(
         raise ValueError(f"moves must be 4 or 8, got {moves}")
     if bool((goal & ~free).any()):
         raise ValueError("a goal lies on an obstacle")
-    offsets = MOVES_4 if moves == 4 else MOVES_8
-    rows, cols = free.shape[-2:]
-    padded = F.pad(free, (1, 1, 1, 1), value=False)
-    can_move = [padded[..., 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols] for dr, dc in offsets]
+    can_move = grid_neighbours(free, moves)  # [B, moves, 1, m, m]: the cell a move leads to is free
     free_not_goal = free & ~goal
 
     def bellman(v: torch.Tensor, cost: torch.Tensor | float = 1.0) -> torch.Tensor:
-        pv = F.pad(v, (1, 1, 1, 1))
-        best = None
-        for (dr, dc), ok in zip(offsets, can_move):
-            nxt = torch.where(ok, pv[..., 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols], v)
-            best = nxt if best is None else torch.maximum(best, nxt)
+        best = torch.where(can_move, grid_neighbours(v, moves), v[:, None]).amax(dim=1)
         return torch.where(free_not_goal, gamma * best - cost, torch.zeros_like(v))
 
     return bellman
