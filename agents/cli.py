@@ -49,13 +49,25 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     p.add_argument("--n-train", type=int, default=n_train)
     p.add_argument("--n-valid", type=int, default=200)
     p.add_argument("--n-test", type=int, default=500)
-    p.add_argument("--iterations", type=int, default=100, help="explicit: unrolled steps K; implicit: forward cap")
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="explicit: unrolled steps K (default 5 m); implicit: forward cap (default max(100, m*m))",
+    )
     p.add_argument("--tol", type=float, default=1e-4, help="implicit forward relative tolerance")
-    p.add_argument("--solver", default="forward", help="implicit forward solver: forward, anderson, broyden")
+    p.add_argument(
+        "--solver", default=None, help="implicit forward solver: forward, anderson, broyden (default: the planner's)"
+    )
     p.add_argument(
         "--backward-solver", default=None, help="implicit adjoint solver: gmres, anderson, ... (default: the planner's)"
     )
-    p.add_argument("--backward-iterations", type=int, default=15)
+    p.add_argument(
+        "--backward-iterations",
+        type=int,
+        default=None,
+        help="implicit adjoint cap K_bwd (default: the forward cap, so that the adjoint runs to tolerance)",
+    )
     p.add_argument("--q-channels", type=int, default=None, help="Q / hidden channels (default: the planner's)")
     p.add_argument("--kernel-size", type=int, default=3)
     p.add_argument(
@@ -240,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="train and evaluate a small implicit planner, render a rollout GIF")
-    _add_planner_options(demo, planner="conv_gppn", epochs=6, n_train=2000, lr=2e-3)
+    _add_planner_options(demo, planner="gated_vin", epochs=6, n_train=2000, lr=2e-3)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
     demo.set_defaults(run=cmd_demo)
     train = commands.add_parser("train", help="train a planner by imitation")

@@ -34,6 +34,9 @@ class GatedVIN(Planner):
         Other arguments: see :class:`~idplan.agents.planner.Planner` (``actions``: 4 or 8 moves).
     """
 
+    default_solver = "anderson"  # on this contraction: 3x fewer steps than forward iteration (15x15)
+    default_backward_solver = "anderson"  # reaches 1e-4 in ~120 steps where GMRES(1000) did not
+
     def __init__(self, *, discount: float = 0.99, hidden: int = 64, **kwargs):
         super().__init__(hidden=hidden, **kwargs)
         if not 0.0 < discount < 1.0:

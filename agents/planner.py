@@ -7,9 +7,9 @@ Bellman-like step ``s = f(s, r; theta)`` (input injected, weights tied) -> polic
 Two modes share every weight:
 
 - ``"implicit"`` (IDP): the fixed point is solved without a graph by :func:`~idplan.solvers.fixed_point`
-  (forward iteration, Anderson or Broyden, to a tolerance or an iteration cap) and differentiated
-  by the implicit adjoint (``K_bwd`` = 15 Anderson steps by default): backward cost independent of
-  the number of forward iterations.
+  (forward iteration, Anderson or Broyden, to a tolerance, with a cap that grows with the map) and
+  differentiated by the implicit adjoint (also to a tolerance): backward cost independent of the
+  number of forward iterations.
 - ``"explicit"`` (ADP): ``iterations`` unrolled applications of ``f`` from the zero state,
   differentiated by autograd through every one (the papers' VIN/GPPN).
 """
@@ -17,7 +17,7 @@ Two modes share every weight:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -64,6 +64,18 @@ class PlanOutput:
         }
 
 
+def default_forward_cap(size: int) -> int:
+    """Implicit forward cap on ``size x size`` maps: ``max(100, size**2)``, above the length of
+    any shortest path on the grid (value information needs that many steps to cross it)."""
+    return max(100, size * size)
+
+
+def default_unroll(size: int) -> int:
+    """Explicit unrolled steps on ``size x size`` maps: ``5 size``, above the longest shortest
+    path of the generated mazes (about ``3-4 size``)."""
+    return 5 * size
+
+
 class Planner(nn.Module):
     """Base class: subclasses define :meth:`initial_state`, :meth:`step`, :meth:`policy_logits`
     and :meth:`value_map` (and may override :meth:`encode`).
@@ -77,26 +89,31 @@ class Planner(nn.Module):
         mapper: optional module turning raw observations into the ``[B, C, m, m]`` map.
         mode: ``"implicit"`` or ``"explicit"``.
         iterations: explicit: the number of unrolled steps ``K``; implicit: the forward cap.
+            ``None`` (default) follows the map: implicit, :func:`default_forward_cap` (``max(100,
+            m * m)``: no shortest path on an ``m x m`` grid is longer, and a contraction reaches
+            its tolerance in about its longest path plus its tail); explicit,
+            :func:`default_unroll` (``5 m``: at least the longest shortest path of the generated
+            mazes, about ``3-4 m``).
         tol: implicit forward relative tolerance.
-        solver: implicit forward solver (``"forward"``, ``"anderson"``, ``"broyden"`` or an object).
+        solver: implicit forward solver (``"forward"``, ``"anderson"``, ``"broyden"`` or an object);
+            ``None`` for the planner's default (``default_solver``).
         backward_solver: implicit adjoint's linear solver (``"gmres"``, ``"anderson"``, ...); ``None``
             for the planner's default (``default_backward_solver``).
-        backward_iterations: ``K_bwd`` (default 15).
+        backward_iterations: ``K_bwd``, the adjoint's cap. ``None`` (default): the forward cap,
+            so that the adjoint runs to ``backward_tol`` and an adjoint that still stops short
+            warns (:class:`~idplan.solvers.NonConvergenceWarning`); a number is a deliberately
+            truncated budget (the papers' ``K_bwd = 15``), whose outcome is only reported.
         backward_tol: adjoint relative tolerance.
 
-    The implicit defaults for VIN and SymVIN (forward iteration to 1e-4, at most 100 steps; GMRES
-    adjoint with K_bwd = 15) were chosen with ``benchmarks/gradient_quality.py``: on the trained
-    VINs measured, their gradient has cosine 0.9996-0.999998 to the exact one, where an Anderson
-    adjoint with the same K_bwd gave 0.998-1.0 and the authors' DE-VIN settings 0.78-0.9999,
-    depending on how well conditioned the trained map is. Anderson as the *forward* solver
-    reaches the tolerance in 3-4x fewer steps, but in training it also finds fixed points of maps
-    that have stopped contracting, and with the exact (GMRES) adjoint this drove a VIN to diverge
-    at lr 3e-3; forward iteration only converges while the learned map contracts. ConvGPPN and
-    GPPN default to an Anderson adjoint: their learned recurrent maps often stop contracting, and
-    there the truncated Anderson adjoint trained better than GMRES's near-exact one
-    (``idplan demo``: 58% vs 48% test success with otherwise equal settings).
+    The defaults make the implicit gradient exact up to the tolerances on a planner whose step
+    contracts: forward and adjoint run to tolerance, with caps that grow with the map.
+    ``benchmarks/gradient_quality.py`` measures the cosine to the exact float64 gradient on
+    trained checkpoints. :class:`~idplan.agents.gated_vin.GatedVIN` contracts by construction;
+    VIN and SymVIN do with ``value_bound``, ConvGPPN and GPPN with ``contractive`` (both on by
+    default in implicit mode).
     """
 
+    default_solver = "forward"
     default_backward_solver = "gmres"
 
     def __init__(
@@ -109,11 +126,11 @@ class Planner(nn.Module):
         padding: str = "zeros",
         mapper: nn.Module | None = None,
         mode: str = "implicit",
-        iterations: int = 100,
+        iterations: int | None = None,
         tol: float = 1e-4,
-        solver: Any = "forward",
+        solver: Any = None,
         backward_solver: Any = None,
-        backward_iterations: int = 15,
+        backward_iterations: int | None = None,
         backward_tol: float = 1e-4,
     ):
         super().__init__()
@@ -129,12 +146,17 @@ class Planner(nn.Module):
         self.kernel_size, self.padding = kernel_size, padding
         self.mapper = mapper
         self.mode = mode
-        self.iterations, self.tol, self.solver = iterations, tol, solver
+        for name, value in (("iterations", iterations), ("backward_iterations", backward_iterations)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None (follow the map), got {value}")
+        self.iterations, self.tol = iterations, tol
+        self.solver = solver if solver is not None else self.default_solver
+        self.backward_iterations = backward_iterations
         self.adjoint = ImplicitAdjoint(
             linear_solver=backward_solver if backward_solver is not None else self.default_backward_solver,
-            max_iter=backward_iterations,
+            max_iter=backward_iterations if backward_iterations is not None else 1,  # None: set per map
             rtol=backward_tol,
-            warn=False,
+            warn=backward_iterations is None,
         )
 
     # ------------------------------------------------------------------ hooks
@@ -205,17 +227,28 @@ class Planner(nn.Module):
         logits = self.policy_logits(state, r)
         return PlanOutput(logits, self.value_map(state, logits), state, solution, stats, r)
 
+    def forward_cap(self, size: int) -> int:
+        """Implicit mode's forward cap on ``size x size`` maps."""
+        return self.iterations if self.iterations is not None else default_forward_cap(size)
+
+    def unroll_steps(self, size: int) -> int:
+        """Explicit mode's number of unrolled steps on ``size x size`` maps."""
+        return self.iterations if self.iterations is not None else default_unroll(size)
+
     def _unroll(self, r: torch.Tensor) -> tuple[State, dict[str, float]]:
         state = previous = self.initial_state(r)
-        for _ in range(self.iterations):
+        steps = self.unroll_steps(r.shape[-1])
+        for _ in range(steps):
             previous, state = state, self.step(state, r)
         with torch.no_grad():  # the last step's relative residual, on the solver core's flat [B, N] view
             spec = state_spec(state, "state")
             now, before = pack(state, spec), pack(previous, spec)
             rel = torch.linalg.vector_norm(now - before, dim=1) / torch.linalg.vector_norm(now, dim=1).clamp_min(1e-30)
-        return state, {"forward_iterations": self.iterations, "forward_rel_residual": float(rel.max())}
+        return state, {"forward_iterations": steps, "forward_rel_residual": float(rel.max())}
 
     def _solve(self, r: torch.Tensor) -> Solution:
+        cap = self.forward_cap(r.shape[-1])
+        adjoint = self.adjoint if self.backward_iterations is not None else replace(self.adjoint, max_iter=cap)
         with warnings.catch_warnings():
             # a capped forward budget is a choice, not an error: the outcome is in the stats
             warnings.simplefilter("ignore", NonConvergenceWarning)
@@ -224,8 +257,8 @@ class Planner(nn.Module):
                 self.initial_state(r),
                 r,
                 solver=self.solver,
-                adjoint=self.adjoint,
-                max_iter=self.iterations,
+                adjoint=adjoint,
+                max_iter=cap,
                 rtol=self.tol,
                 throw=False,
             )
