@@ -48,6 +48,10 @@ class GatedVIN(Planner):
             self.conv(self.in_channels, hidden, 3), nn.ReLU(), nn.Conv2d(hidden, 4 * self.actions, 1)
         )
 
+    @property
+    def contraction_bound(self) -> float:
+        return self.discount
+
     def encode(self, maps: torch.Tensor) -> torch.Tensor:
         """``[B, 3A, m, m]``: rewards ``R``, then the probabilities ``P`` (move) and ``S`` (stay)."""
         features = self.encoder(maps)

@@ -108,7 +108,7 @@ def train_planner(
         start = time.perf_counter()
         sums: dict[str, float] = {}
         batches = skipped = 0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
+        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=None if progress else True)
         for batch in bar:
             inputs, actions = batch["input"].to(device), batch["action"].to(device)
             out = planner(inputs)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..solvers import ImplicitAdjoint, NonConvergenceWarning, Solution, fixed_point
+from ..solvers import ImplicitAdjoint, NonConvergenceWarning, Solution, fixed_point, max_norm_gain
 from ..solvers._state import pack, state_spec
 
 MODES = ("implicit", "explicit")
@@ -226,6 +226,23 @@ class Planner(nn.Module):
             }
         logits = self.policy_logits(state, r)
         return PlanOutput(logits, self.value_map(state, logits), state, solution, stats, r)
+
+    @property
+    def contraction_bound(self) -> float | None:
+        """The max-norm contraction factor the parametrisation guarantees for any weights, or
+        ``None`` where the step is free (subclasses with a bound override this)."""
+        return None
+
+    def contraction_factor(self, observation: torch.Tensor, iterations: int = 5) -> torch.Tensor:
+        """``[B]`` the step's measured max-norm gain ``||df/ds||_inf`` at the implicit fixed point
+        of each sample (:func:`~idplan.solvers.max_norm_gain`): below 1 where the step contracts
+        there; it can never exceed :attr:`contraction_bound`."""
+        with torch.no_grad():
+            maps = self.mapper(observation) if self.mapper is not None else observation
+            self.check_input(maps)
+            r = self.encode(maps)
+            state = self._solve(r).value
+        return max_norm_gain(self.step, state, r, iterations=iterations)
 
     def forward_cap(self, size: int) -> int:
         """Implicit mode's forward cap on ``size x size`` maps."""

@@ -29,12 +29,19 @@ class SymVIN(Planner):
         hidden: regular fields of the encoder (default 16: 128 channels for D4).
         q_channels: regular Q fields (default 16).
         value_bound: as :class:`~idplan.agents.vin.VIN`'s: a bound below 1 on the L1 norm of each Q
-            field's value kernel makes the step a contraction (use it on a torus).
+            field's value kernel makes the step a contraction; ``"auto"`` (default): 0.99 in
+            implicit mode, unbounded in explicit mode.
         Other arguments: see :class:`~idplan.agents.planner.Planner` (``actions`` must be 4).
     """
 
     def __init__(
-        self, *, group: str = "D4", hidden: int = 16, q_channels: int = 16, value_bound: float | None = None, **kwargs
+        self,
+        *,
+        group: str = "D4",
+        hidden: int = 16,
+        q_channels: int = 16,
+        value_bound: float | None | str = "auto",
+        **kwargs,
     ):
         super().__init__(hidden=hidden, **kwargs)
         if self.actions != 4:
@@ -49,7 +56,11 @@ class SymVIN(Planner):
         with torch.no_grad():  # start contractive (as VIN): each Q field's value kernel has L1 norm ~0.5
             bound = 1.0 / (self.order * self.kernel_size**2)
             self.q.weight[:, 1].uniform_(-bound, bound)
-        bound_value_kernel(self.q, value_bound)
+        self.value_bound = bound_value_kernel(self.q, value_bound, self.mode)
+
+    @property
+    def contraction_bound(self) -> float | None:
+        return self.value_bound
 
     def encode(self, maps: torch.Tensor) -> torch.Tensor:
         return self.reward(self.lift(maps))

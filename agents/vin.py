@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
+from .contraction import bound_kernel, check_below_one
 from .planner import Planner
 
 
@@ -17,32 +17,25 @@ def max_over_channels(q: torch.Tensor, dim: int) -> torch.Tensor:
     return q.amax(dim=dim, keepdim=True)
 
 
-class ValueKernelBound(nn.Module):
-    """A parametrisation of a Q convolution's weight ``[out, 2, ...]`` (input 0 the reward, input 1
-    the value) that rescales each output's value kernel to L1 norm at most ``bound``.
+#: VIN's default ``value_bound`` in implicit mode: a max-norm contraction factor (value iteration's discount)
+DEFAULT_VALUE_BOUND = 0.99
 
-    With ``bound < 1`` the step ``v' = max(W_r * r + W_v * v)`` is a contraction in the max norm
-    (as value iteration with discount ``bound``), so its fixed point exists and forward iteration
-    finds it whatever the weights: needed where no wall absorbs value, as on a torus.
+
+def bound_value_kernel(conv: nn.Module, value_bound: float | None | str, mode: str) -> float | None:
+    """Bound the L1 norm of each Q channel's value kernel (input 1 of a ``[out, 2, ...]`` weight)
+    by ``value_bound`` (:class:`~idplan.agents.contraction.KernelL1Bound`); ``"auto"``:
+    :data:`DEFAULT_VALUE_BOUND` in implicit mode, none in explicit. Returns the bound applied.
+
+    With a bound below 1 the step ``v' = max(W_r * r + W_v * v)`` is a contraction in the max
+    norm (as value iteration with that discount), so its fixed point exists and forward iteration
+    finds it whatever the weights.
     """
-
-    def __init__(self, bound: float):
-        super().__init__()
-        if not 0 < bound < 1:
-            raise ValueError(f"value_bound must be in (0, 1), got {bound}")
-        self.bound = bound
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        value = weight[:, 1:2]
-        norm = value.abs().sum(dim=tuple(range(1, value.dim())), keepdim=True)
-        scale = torch.clamp(self.bound / norm.clamp_min(1e-12), max=1.0)
-        return torch.cat([weight[:, :1], value * scale], dim=1)
-
-
-def bound_value_kernel(conv: nn.Module, bound: float | None) -> None:
-    """Apply :class:`ValueKernelBound` to ``conv.weight`` (no-op for ``bound=None``)."""
-    if bound is not None:
-        parametrize.register_parametrization(conv, "weight", ValueKernelBound(bound))
+    if value_bound == "auto":
+        value_bound = DEFAULT_VALUE_BOUND if mode == "implicit" else None
+    if value_bound is not None:
+        check_below_one("value_bound", value_bound)
+    bound_kernel(conv, value_bound, inputs=slice(1, 2))
+    return value_bound
 
 
 class VIN(Planner):
@@ -54,10 +47,11 @@ class VIN(Planner):
     Args:
         q_channels: ``l_q`` (paper: 100).
         value_bound: if set (in (0, 1)), each Q channel's value kernel is kept at L1 norm at most
-            this (:class:`ValueKernelBound`): the step is then a contraction for any weights.
+            this (:func:`bound_value_kernel`): the step is then a contraction for any weights.
+            ``"auto"`` (default): 0.99 in implicit mode, unbounded in explicit mode.
     """
 
-    def __init__(self, *, q_channels: int = 100, value_bound: float | None = None, **kwargs):
+    def __init__(self, *, q_channels: int = 100, value_bound: float | None | str = "auto", **kwargs):
         super().__init__(**kwargs)
         self.q_channels = q_channels
         self.encoder = self.default_encoder()
@@ -66,7 +60,11 @@ class VIN(Planner):
         with torch.no_grad():  # start contractive: each Q channel's value kernel has L1 norm ~0.5
             bound = 1.0 / self.kernel_size**2
             self.q.weight[:, 1].uniform_(-bound, bound)
-        bound_value_kernel(self.q, value_bound)
+        self.value_bound = bound_value_kernel(self.q, value_bound, self.mode)
+
+    @property
+    def contraction_bound(self) -> float | None:
+        return self.value_bound
 
     def initial_state(self, r: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(r)

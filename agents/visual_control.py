@@ -174,7 +174,7 @@ def collect_episodes(
     u_init = None
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", NonConvergenceWarning)
-        for _ in tqdm(range(steps), desc="expert episodes", disable=not progress):
+        for _ in tqdm(range(steps), desc="expert episodes", disable=None if progress else True):
             plan = controller(pendulum.observe(state), u_init)
             u_init = torch.cat([plan.u[1:], plan.u[-1:]])
             noisy = plan.u[0] + noise * torch.from_numpy(rng.standard_normal((episodes, 1)))
@@ -213,7 +213,7 @@ def warm_up(
         order = torch.randperm(len(obs), generator=generator)
         sums = {"state_mse": 0.0, "frame_bce": 0.0}
         for start in tqdm(
-            range(0, len(obs), batch_size), desc=f"warm-up {epoch}/{epochs}", leave=False, disable=not progress
+            range(0, len(obs), batch_size), desc=f"warm-up {epoch}/{epochs}", leave=False, disable=None if progress else True
         ):
             i = order[start : start + batch_size]
             state_mse = F.mse_loss(model.encoder(stacks[i]), obs[i])
@@ -273,7 +273,7 @@ def train_end_to_end(
         total, converged, count = 0.0, 0.0, 0
         if not train_decoder:
             model.decoder.eval()  # frozen, batch-norm statistics included
-        for start in tqdm(batches, desc=f"end to end {epoch}/{epochs}", leave=False, disable=not progress):
+        for start in tqdm(batches, desc=f"end to end {epoch}/{epochs}", leave=False, disable=None if progress else True):
             i = order[start : start + batch_size]
             _, _, predicted = model(stacks[i])
             loss = frame_loss(predicted.transpose(0, 1), future[i])

@@ -124,7 +124,7 @@ def generate_arm_dataset(
     bins = check_bins(bins)
     rng = np.random.default_rng(seed)
     parts, count = [], 0
-    with tqdm(total=n, desc=f"arm {bins}x{bins}", unit="task", disable=not progress) as bar:
+    with tqdm(total=n, desc=f"arm {bins}x{bins}", unit="task", disable=None if progress else True) as bar:
         while count < n:
             obstacles = random_obstacles(min(chunk, n - count), rng, max_obstacles, geometry)
             free = ~cspace_maps(obstacles, bins, geometry)

@@ -202,7 +202,7 @@ def generate_dataset(
     rng = np.random.default_rng(seed)
     seen = set(exclude)
     parts, count, stale = [], 0, 0
-    with tqdm(total=n, desc=f"{size}x{size} {generator}", unit="task", disable=not progress) as bar:
+    with tqdm(total=n, desc=f"{size}x{size} {generator}", unit="task", disable=None if progress else True) as bar:
         while count < n:
             free = generate_maps(min(chunk, max(n - count, 64)), size, rng, generator)
             if unique or seen:

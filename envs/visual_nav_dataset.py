@@ -119,7 +119,7 @@ def render_panoramas(
         raise ValueError(f"free must be [n, m, m] and goals [n, 2], got {free.shape} and {goals.shape}")
     starts = range(0, len(free), chunk)
     parts = []
-    with tqdm(total=len(free), desc="panoramas", unit="maze", disable=not progress) as bar:
+    with tqdm(total=len(free), desc="panoramas", unit="maze", disable=None if progress else True) as bar:
         if workers == 1:
             for s in starts:
                 parts.append(_render_chunk(free[s : s + chunk], goals[s : s + chunk], view_size))

