@@ -24,4 +24,15 @@ def make_planner(name: str, **kwargs: Any) -> Planner:
     return PLANNERS[name](**kwargs)
 
 
-__all__ = ["PLANNERS", "MODES", "Planner", "PlanOutput", "GatedVIN", "VIN", "SymVIN", "ConvGPPN", "GPPN", "make_planner"]
+__all__ = [
+    "PLANNERS",
+    "MODES",
+    "Planner",
+    "PlanOutput",
+    "GatedVIN",
+    "VIN",
+    "SymVIN",
+    "ConvGPPN",
+    "GPPN",
+    "make_planner",
+]

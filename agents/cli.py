@@ -74,7 +74,12 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
         "--value-bound",
         type=float,
         default=None,
-        help="vin/sym_vin: keep each value kernel's L1 norm below this (< 1: a contraction; use on the arm's torus)",
+        help="vin/sym_vin: keep each value kernel's L1 norm below this (< 1: a contraction; default 0.99 in implicit mode)",
+    )
+    p.add_argument(
+        "--free-step",
+        action="store_true",
+        help="vin, sym_vin, conv_gppn, gppn: the papers' unbounded step, which need not contract (default in explicit mode)",
     )
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=32)
@@ -135,6 +140,15 @@ def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset | ArmDa
         if args.planner not in ("vin", "sym_vin"):
             raise ValueError(f"--value-bound applies to vin and sym_vin, not {args.planner}")
         options["value_bound"] = args.value_bound
+    if args.free_step:
+        if args.planner in ("vin", "sym_vin") and args.value_bound is None:
+            options["value_bound"] = None
+        elif args.planner in ("conv_gppn", "gppn"):
+            options["contractive"] = False
+        else:
+            raise ValueError(
+                f"--free-step applies to vin, sym_vin (without --value-bound), conv_gppn and gppn, not {args.planner}"
+            )
     config = planner_config(args.planner, **options)
     torch.manual_seed(args.seed)
     planner = build_planner(config)

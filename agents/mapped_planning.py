@@ -78,7 +78,10 @@ def train_mapper(
         mapper.train()
         start, total, count = time.perf_counter(), 0.0, 0
         for batch in tqdm(
-            _batches(train, config), desc=f"mapper {epoch}/{config.epochs}", leave=False, disable=None if progress else True
+            _batches(train, config),
+            desc=f"mapper {epoch}/{config.epochs}",
+            leave=False,
+            disable=None if progress else True,
         ):
             loss = occupancy_loss(mapper(batch["observation"].to(device)), batch["input"][:, :1].to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -131,7 +134,10 @@ def train_end_to_end(
         model.train()
         start, sums, batches, skipped = time.perf_counter(), {"loss": 0.0, "bce": 0.0}, 0, 0
         for batch in tqdm(
-            _batches(train, config), desc=f"end to end {epoch}/{config.epochs}", leave=False, disable=None if progress else True
+            _batches(train, config),
+            desc=f"end to end {epoch}/{config.epochs}",
+            leave=False,
+            disable=None if progress else True,
         ):
             out, occupancy = model(batch["observation"].to(device), batch["goal"].to(device))
             imitation = imitation_loss(out.logits, batch["action"].to(device))

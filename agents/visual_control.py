@@ -213,7 +213,10 @@ def warm_up(
         order = torch.randperm(len(obs), generator=generator)
         sums = {"state_mse": 0.0, "frame_bce": 0.0}
         for start in tqdm(
-            range(0, len(obs), batch_size), desc=f"warm-up {epoch}/{epochs}", leave=False, disable=None if progress else True
+            range(0, len(obs), batch_size),
+            desc=f"warm-up {epoch}/{epochs}",
+            leave=False,
+            disable=None if progress else True,
         ):
             i = order[start : start + batch_size]
             state_mse = F.mse_loss(model.encoder(stacks[i]), obs[i])
@@ -273,7 +276,9 @@ def train_end_to_end(
         total, converged, count = 0.0, 0.0, 0
         if not train_decoder:
             model.decoder.eval()  # frozen, batch-norm statistics included
-        for start in tqdm(batches, desc=f"end to end {epoch}/{epochs}", leave=False, disable=None if progress else True):
+        for start in tqdm(
+            batches, desc=f"end to end {epoch}/{epochs}", leave=False, disable=None if progress else True
+        ):
             i = order[start : start + batch_size]
             _, _, predicted = model(stacks[i])
             loss = frame_loss(predicted.transpose(0, 1), future[i])

@@ -92,7 +92,11 @@ def main() -> None:
 def compare(source: str, planner: Planner, inputs: torch.Tensor, actions: torch.Tensor) -> dict:
     """Cosine of each setting's gradient to the exact one, for one planner."""
     gain = planner.contraction_factor(inputs)
-    contraction = {"bound": planner.contraction_bound, "measured_max": float(gain.max()), "measured_mean": float(gain.mean())}
+    contraction = {
+        "bound": planner.contraction_bound,
+        "measured_max": float(gain.max()),
+        "measured_mean": float(gain.mean()),
+    }
     print(f"planner: {source} ({type(planner).__name__}); contraction bound {contraction['bound']}, "
           f"measured max-norm gain at the fixed points {contraction['measured_max']:.4f} (max), {contraction['measured_mean']:.4f} (mean)")  # fmt: skip
     exact_planner = copy.deepcopy(planner).double()

@@ -46,7 +46,11 @@ def main() -> None:
             flush=True,
         )
     plot(rows, args.plot or args.checkpoint.parent / "plan_large.png", trained_on, type(planner).__name__)
-    print(json.dumps({"example": "plan_large", "checkpoint": str(args.checkpoint), "trained_on": trained_on, "rows": rows}))
+    print(
+        json.dumps(
+            {"example": "plan_large", "checkpoint": str(args.checkpoint), "trained_on": trained_on, "rows": rows}
+        )
+    )
 
 
 def plot(rows: list[dict], path: Path, trained_on: int | None, name: str) -> None:

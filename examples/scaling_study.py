@@ -103,9 +103,14 @@ def main() -> None:
     for size in args.sizes:
         data, diameter = dataset(args.out, size, args)
         ks = sorted({int(math.ceil(diameter / 10) * 10) if k == "diameter" else int(k) for k in args.ks})
-        print(f"{size}x{size}: {args.n_train} training mazes, longest shortest path {diameter}; explicit K {ks}", flush=True)
+        print(
+            f"{size}x{size}: {args.n_train} training mazes, longest shortest path {diameter}; explicit K {ks}",
+            flush=True,
+        )
         for planner in args.planners:
-            configs = [{"planner": planner, "mode": "implicit", "size": size, "k": None}] if "implicit" in args.modes else []
+            configs = (
+                [{"planner": planner, "mode": "implicit", "size": size, "k": None}] if "implicit" in args.modes else []
+            )
             if "explicit" in args.modes:
                 configs += [{"planner": planner, "mode": "explicit", "size": size, "k": k} for k in ks]
             for config in configs:
@@ -152,7 +157,9 @@ def format_row(row: dict) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\n| planner | mode | size | K | test success | optimal | train s | peak GB | forward it. | rel. res. | converged |")
+    print(
+        "\n| planner | mode | size | K | test success | optimal | train s | peak GB | forward it. | rel. res. | converged |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         if r.get("status") != "ok":
@@ -177,7 +184,10 @@ def plot(rows: list[dict], path: Path) -> None:
     for planner in sorted({r["planner"] for r in ok}):
         for mode in ("implicit", "explicit"):
             sizes = sorted({r["size"] for r in ok if r["planner"] == planner and r["mode"] == mode})
-            best = [max(r["success"] for r in ok if (r["planner"], r["mode"], r["size"]) == (planner, mode, s)) for s in sizes]
+            best = [
+                max(r["success"] for r in ok if (r["planner"], r["mode"], r["size"]) == (planner, mode, s))
+                for s in sizes
+            ]
             if sizes:
                 ax.plot(sizes, best, "-o" if mode == "implicit" else "--s", label=f"{planner} {mode}")
     ax.set_xlabel("maze size m (m x m)")
