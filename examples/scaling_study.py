@@ -59,7 +59,7 @@ def run(config: dict, data: Path, out: Path, args) -> dict:
         log.flush()
         child = subprocess.Popen(command, stdout=log, stderr=log)
         _, status, usage = os.wait4(child.pid, 0)
-    row = {**config, "wall_s": round(time.perf_counter() - start, 1), "peak_gb": round(usage.ru_maxrss / 2**20, 3)}
+    row = {**config, "n_train": args.n_train, "wall_s": round(time.perf_counter() - start, 1), "peak_gb": round(usage.ru_maxrss / 2**20, 3)}
     summary = run_dir / "summary.json"
     if os.waitstatus_to_exitcode(status) != 0 or not summary.exists():
         row["status"] = "diverged" if "TrainingDiverged" in (out / "children.log").read_text()[-2000:] else "failed"
@@ -131,18 +131,18 @@ def main() -> None:
 
 
 def explicit_memory_estimate(rows: list[dict], config: dict) -> float | None:
-    """Peak GB of an explicit run, extrapolated linearly in K from the same planner and size's largest
-    finished explicit run (``None`` for implicit runs or without one)."""
+    """Peak GB of an explicit run: the same planner and size's implicit peak (the process without
+    the unrolled graph; 0 if not run) plus the largest finished explicit run's excess over it,
+    scaled linearly in K (``None`` for implicit runs or without a finished explicit run)."""
     if config["mode"] != "explicit":
         return None
-    finished = [
-        r for r in rows if r["planner"] == config["planner"] and r["size"] == config["size"] and r["mode"] == "explicit"
-    ]
-    finished = [r for r in finished if "peak_gb" in r and r["k"]]
+    same = [r for r in rows if r["planner"] == config["planner"] and r["size"] == config["size"] and "peak_gb" in r]
+    finished = [r for r in same if r["mode"] == "explicit" and r["k"]]
     if not finished:
         return None
+    base = min([r["peak_gb"] for r in same if r["mode"] == "implicit"], default=0.0)
     largest = max(finished, key=lambda r: r["k"])
-    return largest["peak_gb"] * config["k"] / largest["k"]
+    return base + max(largest["peak_gb"] - base, 0.0) * config["k"] / largest["k"]
 
 
 def format_row(row: dict) -> str:
