@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..envs.maze_dataset import MazeDataset, MazeTorchDataset
-from ..solvers import jacobian_frobenius_sq
+from ..solvers import NonConvergenceWarning, jacobian_frobenius_sq
 from .evaluation import evaluate_planner
 from .planner import Planner
 
@@ -87,7 +88,9 @@ def train_planner(
     each epoch ends. Deterministic for a given ``config.seed`` (data order and initial state).
     A step whose fixed point diverged, or whose loss or gradient is not finite, is skipped (and
     counted in ``skipped_steps``); if more than half of an epoch's steps are skipped,
-    :class:`TrainingDiverged` is raised rather than training on garbage. ``on_epoch_end(row)`` is
+    :class:`TrainingDiverged` is raised rather than training on garbage. An epoch in which the
+    implicit adjoint stopped short of its tolerance ends with one
+    :class:`~idplan.solvers.NonConvergenceWarning` (its gradients were approximate). ``on_epoch_end(row)`` is
     called with each epoch's metrics (e.g. to keep the best weights).
     """
     device = torch.device(config.device)
@@ -119,7 +122,9 @@ def train_planner(
                 jacobian_term = penalty.mean() / size
                 loss = loss + config.jacobian_weight * jacobian_term
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with warnings.catch_warnings():  # an adjoint that stops short is counted per epoch, below
+                warnings.simplefilter("ignore", NonConvergenceWarning)
+                loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(planner.parameters(), config.grad_clip)
             loss_value = float(imitation.detach())
             # a fixed point that blew up (diverged or non-finite samples), or a non-finite loss or
@@ -143,6 +148,15 @@ def train_planner(
             bar.set_postfix(loss=f"{loss_value:.3f}")
         row = {"epoch": epoch, **{k: v / batches for k, v in sums.items()}, "skipped_steps": skipped}
         row["train_seconds"] = time.perf_counter() - start
+        if row.get("backward_converged", 1.0) < 1.0:
+            warnings.warn(
+                f"epoch {epoch}: the implicit adjoint stopped short of its tolerance on "
+                f"{1 - row['backward_converged']:.1%} of the samples (worst relative residual per batch "
+                f"{row['backward_rel_residual']:.2g} on average, after {row['backward_iterations']:.0f} steps): those gradients "
+                "are approximate; raise backward_iterations, or make the step contract",
+                NonConvergenceWarning,
+                stacklevel=2,
+            )
         if skipped > batches // 2:
             raise TrainingDiverged(
                 f"epoch {epoch}: {skipped} of {batches} steps skipped because the planner's fixed point diverged "
