@@ -59,7 +59,12 @@ def run(config: dict, data: Path, out: Path, args) -> dict:
         log.flush()
         child = subprocess.Popen(command, stdout=log, stderr=log)
         _, status, usage = os.wait4(child.pid, 0)
-    row = {**config, "n_train": args.n_train, "wall_s": round(time.perf_counter() - start, 1), "peak_gb": round(usage.ru_maxrss / 2**20, 3)}
+    row = {
+        **config,
+        "n_train": args.n_train,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "peak_gb": round(usage.ru_maxrss / 2**20, 3),
+    }
     summary = run_dir / "summary.json"
     if os.waitstatus_to_exitcode(status) != 0 or not summary.exists():
         row["status"] = "diverged" if "TrainingDiverged" in (out / "children.log").read_text()[-2000:] else "failed"

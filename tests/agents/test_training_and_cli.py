@@ -81,6 +81,21 @@ def test_jacobian_regularisation_shrinks_the_step_jacobian():
     assert norms[5.0] < 0.5 * norms[0.0]
 
 
+def test_a_gated_vin_learns_small_mazes_with_converged_solves(tmp_path):
+    """The contractive default planner: every forward and adjoint solve of training converges, and
+    four short epochs take it to near-perfect navigation (test success 0.979 here, the same on 1
+    and 2 threads; 0.956-0.981 over seeds 0-2)."""
+    splits = generate_splits(9, 300, 30, 50, seed=0, progress=False)
+    torch.manual_seed(0)
+    planner = make_planner("gated_vin", hidden=16)
+    history = train_planner(
+        planner, splits["train"], splits["valid"], TrainConfig(epochs=4, batch_size=16, lr=3e-3), progress=False
+    )
+    after = evaluate_planner(planner, splits["test"])
+    assert all(row["forward_converged"] > 0.95 and row["backward_converged"] == 1.0 for row in history)
+    assert after["success"] >= 0.9 and after["forward_converged"] >= 0.95
+
+
 @pytest.mark.filterwarnings("ignore::idplan.solvers.NonConvergenceWarning")  # the blown-up adjoint warns too
 def test_training_stops_with_a_clear_error_when_the_fixed_point_blows_up():
     """An absurd learning rate makes a free (unbounded) learned step expansive: the solve diverges,

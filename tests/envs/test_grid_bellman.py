@@ -46,3 +46,22 @@ def test_bad_maps_raise():
         grid_bellman_operator(free, goal, gamma=1.0)
     with pytest.raises(ValueError, match="moves"):
         grid_bellman_operator(free, goal, moves=6)
+
+
+@pytest.mark.parametrize("moves", [4, 8])
+def test_grid_neighbours_stay_off_the_map_and_wrap_on_a_torus(moves):
+    from idplan.envs.grid_bellman import grid_neighbours
+
+    x = torch.arange(2 * 5 * 5, dtype=torch.float64).view(2, 1, 5, 5)
+    near, wrapped = grid_neighbours(x, moves), grid_neighbours(x, moves, torus=True)
+    assert near.shape == wrapped.shape == (2, moves, 1, 5, 5)
+    offsets = MOVES_4 if moves == 4 else MOVES_8
+    for a, (dr, dc) in enumerate(offsets):
+        for i in range(5):
+            for j in range(5):
+                inside = 0 <= i + dr < 5 and 0 <= j + dc < 5
+                expected = x[:, 0, i + dr, j + dc] if inside else x[:, 0, i, j]
+                assert torch.equal(near[:, a, 0, i, j], expected)
+                assert torch.equal(wrapped[:, a, 0, i, j], x[:, 0, (i + dr) % 5, (j + dc) % 5])
+    with pytest.raises(ValueError, match="moves"):
+        grid_neighbours(x, 6)
