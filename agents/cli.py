@@ -55,7 +55,9 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
         default=None,
         help="explicit: unrolled steps K (default 5 m); implicit: forward cap (default max(100, m*m))",
     )
-    p.add_argument("--tol", type=float, default=1e-4, help="implicit forward relative tolerance")
+    p.add_argument(
+        "--tol", type=float, default=None, help="implicit forward relative tolerance (default: the planner's)"
+    )
     p.add_argument(
         "--solver", default=None, help="implicit forward solver: forward, anderson, broyden (default: the planner's)"
     )

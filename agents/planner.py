@@ -94,7 +94,10 @@ class Planner(nn.Module):
             its tolerance in about its longest path plus its tail); explicit,
             :func:`default_unroll` (``5 m``: at least the longest shortest path of the generated
             mazes, about ``3-4 m``).
-        tol: implicit forward relative tolerance.
+        tol: implicit forward relative tolerance; ``None`` for the planner's default
+            (``default_tol``). On a step that contracts with factor ``c`` the distance to the fixed
+            point is at most ``residual / (1 - c)``: a slowly contracting step needs a tighter
+            residual for the same accuracy.
         solver: implicit forward solver (``"forward"``, ``"anderson"``, ``"broyden"`` or an object);
             ``None`` for the planner's default (``default_solver``).
         backward_solver: implicit adjoint's linear solver (``"gmres"``, ``"anderson"``, ...); ``None``
@@ -113,6 +116,7 @@ class Planner(nn.Module):
     default in implicit mode).
     """
 
+    default_tol = 1e-4
     default_solver = "forward"
     default_backward_solver = "gmres"
 
@@ -127,7 +131,7 @@ class Planner(nn.Module):
         mapper: nn.Module | None = None,
         mode: str = "implicit",
         iterations: int | None = None,
-        tol: float = 1e-4,
+        tol: float | None = None,
         solver: Any = None,
         backward_solver: Any = None,
         backward_iterations: int | None = None,
@@ -149,7 +153,8 @@ class Planner(nn.Module):
         for name, value in (("iterations", iterations), ("backward_iterations", backward_iterations)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None (follow the map), got {value}")
-        self.iterations, self.tol = iterations, tol
+        self.iterations = iterations
+        self.tol = tol if tol is not None else self.default_tol
         self.solver = solver if solver is not None else self.default_solver
         self.backward_iterations = backward_iterations
         self.adjoint = ImplicitAdjoint(
