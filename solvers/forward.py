@@ -111,9 +111,13 @@ class Anderson(_Nonlinear):
         gram = torch.where(pair, gram, eye)  # invalid entries decouple with y_i = 0
         diag = torch.diagonal(gram, dim1=1, dim2=2)
         scale = (diag * valid).sum(1) / valid.sum(1)
-        scale = scale.clamp_min(torch.finfo(gram.dtype).tiny)
-        system = gram + (self.lam * scale)[:, None, None] * eye
-        y = torch.linalg.solve(system, valid.to(gram.dtype).unsqueeze(-1)).squeeze(-1)
+        ridge = (self.lam * scale).clamp_min(torch.finfo(gram.dtype).tiny)  # all-zero residuals: a pure ridge
+        system = gram + ridge[:, None, None] * eye
+        ones = valid.to(gram.dtype).unsqueeze(-1)
+        y, info = torch.linalg.solve_ex(system, ones)
+        # a system singular in floating point (seen in float32 once residuals vanish) takes the
+        # history's mean, which the safeguard rejects if it is worse
+        y = torch.where((info != 0)[:, None, None] | ~torch.isfinite(y), ones, y).squeeze(-1)
         alpha = (y / y.sum(1, keepdim=True)).unsqueeze(1)  # [B, 1, k]
         return torch.bmm(alpha, gs).squeeze(1)
 

@@ -300,3 +300,16 @@ def test_gmres_adjoint_with_a_sample_that_receives_no_gradient(dtype):
     assert torch.equal(b.grad[2], torch.zeros_like(b.grad[2])) and torch.equal(a.grad[2], torch.zeros_like(a.grad[2]))
     want = torch.linalg.solve(torch.eye(4, dtype=dtype) - a[:2].detach().transpose(1, 2), torch.ones(2, 4, dtype=dtype))
     torch.testing.assert_close(b.grad[:2], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_anderson_mixing_survives_vanished_and_rank_one_residual_histories(dtype):
+    """Once a sample's residuals vanish (exactly, in float32, on a max-plus map) its Gram matrix is
+    zero, or rank one: the mixing must still propose a finite point, not fail on a singular system."""
+    from idplan.solvers import Anderson
+
+    history = torch.randn(3, 4, 10, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    valid = torch.ones(3, 4, dtype=torch.bool)
+    for gram in (torch.zeros(3, 4, 4, dtype=dtype), torch.ones(3, 4, 4, dtype=dtype)):
+        proposal = Anderson()._mix(history, gram, valid)
+        assert proposal.shape == (3, 10) and bool(torch.isfinite(proposal).all())
