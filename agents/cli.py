@@ -53,7 +53,7 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
         "--iterations",
         type=int,
         default=None,
-        help="explicit: unrolled steps K (default 5 m); implicit: forward cap (default max(100, m*m))",
+        help="explicit: unrolled steps K (default 5 m); implicit: forward cap (default max(200, 2 m*m))",
     )
     p.add_argument(
         "--tol", type=float, default=None, help="implicit forward relative tolerance (default: the planner's)"

@@ -65,9 +65,12 @@ class PlanOutput:
 
 
 def default_forward_cap(size: int) -> int:
-    """Implicit forward cap on ``size x size`` maps: ``max(100, size**2)``, above the length of
-    any shortest path on the grid (value information needs that many steps to cross it)."""
-    return max(100, size * size)
+    """Implicit forward cap on ``size x size`` maps: ``max(200, 2 size**2)``, twice the number of
+    cells: above the length of any shortest path on the grid (value information needs that many
+    steps to cross it), with as much again for the solver's geometric tail (on the trained demo
+    GatedVIN, Anderson to 1e-6 takes a median 100 steps on 15x15 mazes, 269 at the 99th
+    percentile, 441 at most)."""
+    return max(200, 2 * size * size)
 
 
 def default_unroll(size: int) -> int:
@@ -89,9 +92,9 @@ class Planner(nn.Module):
         mapper: optional module turning raw observations into the ``[B, C, m, m]`` map.
         mode: ``"implicit"`` or ``"explicit"``.
         iterations: explicit: the number of unrolled steps ``K``; implicit: the forward cap.
-            ``None`` (default) follows the map: implicit, :func:`default_forward_cap` (``max(100,
-            m * m)``: no shortest path on an ``m x m`` grid is longer, and a contraction reaches
-            its tolerance in about its longest path plus its tail); explicit,
+            ``None`` (default) follows the map: implicit, :func:`default_forward_cap` (``max(200,
+            2 m * m)``: no shortest path on an ``m x m`` grid is longer than ``m * m``, and a
+            contraction reaches its tolerance in about its longest path plus its tail); explicit,
             :func:`default_unroll` (``5 m``: at least the longest shortest path of the generated
             mazes, about ``3-4 m``).
         tol: implicit forward relative tolerance; ``None`` for the planner's default

@@ -1,5 +1,5 @@
 """Train small, plan large (IDPlan Fig. 10): a planner trained on small mazes, evaluated on larger
-generated mazes with its forward run to convergence (the cap grows with the map: max(100, m*m)).
+generated mazes with its forward run to convergence (the cap grows with the map: max(200, 2 m*m)).
 Prints a table, writes a plot of success against size, and ends with a JSON line.
 
     idplan demo --out runs/demo                     # a GatedVIN trained on 15x15 mazes
