@@ -151,7 +151,7 @@ def train_planner(
         if row.get("backward_converged", 1.0) < 1.0:
             warnings.warn(
                 f"epoch {epoch}: the implicit adjoint stopped short of its tolerance on "
-                f"{1 - row['backward_converged']:.1%} of the samples (worst relative residual per batch "
+                f"{1 - row['backward_converged']:.2%} of the samples (worst relative residual per batch "
                 f"{row['backward_rel_residual']:.2g} on average, after {row['backward_iterations']:.0f} steps): those gradients "
                 "are approximate; raise backward_iterations, or make the step contract",
                 NonConvergenceWarning,
