@@ -57,11 +57,11 @@ class GatedVIN(Planner):
         return self.discount
 
     def encode(self, maps: torch.Tensor) -> torch.Tensor:
-        """``[B, 3A, m, m]``: rewards ``R``, then the probabilities ``P`` (move) and ``S`` (stay)."""
+        """``[B, 3A, m, m]``: rewards ``R``, then ``gamma P`` (move) and ``gamma S`` (stay)."""
         features = self.encoder(maps)
         reward, outcomes = features[:, : self.actions], features[:, self.actions :]
         b, _, m, n = outcomes.shape
-        move, stay, _ = outcomes.view(b, 3, self.actions, m, n).softmax(dim=1).unbind(1)
+        move, stay, _ = (self.discount * outcomes.view(b, 3, self.actions, m, n).softmax(dim=1)).unbind(1)
         return torch.cat([reward, move, stay], dim=1)
 
     def initial_state(self, r: torch.Tensor) -> torch.Tensor:
@@ -69,9 +69,9 @@ class GatedVIN(Planner):
 
     def q_values(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """``[B, A, m, m]``."""
-        reward, move, stay = r.chunk(3, dim=1)
+        reward, move, stay = r.chunk(3, dim=1)  # move and stay carry the discount
         ahead = grid_neighbours(v, self.actions, torus=self.padding == "circular")[:, :, 0]
-        return reward + self.discount * (move * ahead + stay * v)
+        return reward + move * ahead + stay * v
 
     def step(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         return max_over_channels(self.q_values(v, r), dim=1)

@@ -37,6 +37,9 @@ def grid_neighbours(x: torch.Tensor, moves: int = 4, torus: bool = False) -> tor
     rows, cols = x.shape[-2:]
     if torus:
         return torch.stack([torch.roll(x, shifts=(-dr, -dc), dims=(-2, -1)) for dr, dc in offsets], dim=1)
+    if moves == 4 and x.is_floating_point():  # an edge-replicating border is "stay" for straight moves
+        padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        return torch.stack([padded[..., 1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols] for dr, dc in offsets], dim=1)
     padded = F.pad(x, (1, 1, 1, 1))
     inside = F.pad(x.new_ones(1, 1, rows, cols, dtype=torch.bool), (1, 1, 1, 1), value=False)
     shifted = []
