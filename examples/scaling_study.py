@@ -178,28 +178,44 @@ def print_table(rows: list[dict]) -> None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """Test success against maze size, one line per planner and mode (explicit: its best K)."""
+    """One panel per maze size: explicit test success against K (markers, one line per planner)
+    and each implicit planner's success as a horizontal line of the same colour."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
     ok = [r for r in rows if r.get("status") == "ok"]
-    for planner in sorted({r["planner"] for r in ok}):
-        for mode in ("implicit", "explicit"):
-            sizes = sorted({r["size"] for r in ok if r["planner"] == planner and r["mode"] == mode})
-            best = [
-                max(r["success"] for r in ok if (r["planner"], r["mode"], r["size"]) == (planner, mode, s))
-                for s in sizes
-            ]
-            if sizes:
-                ax.plot(sizes, best, "-o" if mode == "implicit" else "--s", label=f"{planner} {mode}")
-    ax.set_xlabel("maze size m (m x m)")
-    ax.set_ylabel("test success (explicit: best K)")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    sizes = sorted({r["size"] for r in ok})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 3.6), squeeze=False)
+    colours = {}
+    for ax, size in zip(axes[0], sizes):
+        for planner in sorted({r["planner"] for r in ok if r["size"] == size}):
+            colour = colours.setdefault(planner, f"C{len(colours)}")
+            explicit = sorted(
+                (r["k"], r["success"])
+                for r in ok
+                if (r["planner"], r["mode"], r["size"]) == (planner, "explicit", size)
+            )
+            if explicit:
+                ax.plot(*zip(*explicit), "--s", color=colour, label=f"{planner} explicit (K)")
+            for r in ok:
+                if (r["planner"], r["mode"], r["size"]) == (planner, "implicit", size):
+                    ax.axhline(r["success"], color=colour, lw=2, label=f"{planner} implicit")
+        ks = sorted({r["k"] for r in ok if r["size"] == size and r["k"]})
+        ax.set_xscale("log")
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.minorticks_off()
+        ax.set_xlabel("explicit: unrolled steps K")
+        ax.set_title(f"{size}x{size} mazes")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test success")
+    labelled = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labelled.setdefault(label, handle)
+    axes[0][-1].legend(labelled.values(), labelled.keys(), fontsize=7, loc="lower right")
     fig.tight_layout()
     partial = path.with_suffix(".partial.png")
     fig.savefig(partial, dpi=120)
