@@ -162,7 +162,8 @@ def train_planner(
                 f"epoch {epoch}: {skipped} of {batches} steps skipped because the planner's fixed point diverged "
                 f"(forward relative residual {row.get('forward_rel_residual', float('nan')):.3g}) or the loss or "
                 f"gradient was not finite; the learned step has stopped contracting: lower the learning rate "
-                f"(now {config.lr:g}) or use explicit mode"
+                f"(now {config.lr:g}) or "
+                + ("use explicit mode" if planner.mode == "implicit" else "train the implicit mode's contractive step")
             )
         if valid is not None:
             metrics = evaluate_planner(planner, valid, device=device)

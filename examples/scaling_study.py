@@ -67,7 +67,8 @@ def run(config: dict, data: Path, out: Path, args) -> dict:
     }
     summary = run_dir / "summary.json"
     if os.waitstatus_to_exitcode(status) != 0 or not summary.exists():
-        row["status"] = "diverged" if "TrainingDiverged" in (out / "children.log").read_text()[-2000:] else "failed"
+        tail = (out / "children.log").read_text()[-3000:]
+        row["status"] = "diverged" if "fixed point diverged" in tail or "TrainingDiverged" in tail else "failed"
         return row
     result = json.loads(summary.read_text())
     test = result["test"]
