@@ -212,6 +212,10 @@ class Planner(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} expects maps of shape [B, {self.in_channels}, m, m], got {tuple(maps.shape)}"
             )
+        if maps.shape[0] == 0:
+            raise ValueError(f"{type(self).__name__} got an empty batch of maps {tuple(maps.shape)}")
+        if maps.is_floating_point() and not bool(torch.isfinite(maps).all()):
+            raise ValueError(f"{type(self).__name__} got maps with non-finite values (NaN or inf)")
 
     def forward(self, observation: torch.Tensor, mode: str | None = None) -> PlanOutput:
         """Plan on a batch: ``observation`` is the ``[B, C, m, m]`` map (or the mapper's input)."""

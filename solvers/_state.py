@@ -52,6 +52,8 @@ def state_spec(state: State, name: str = "z0") -> StateSpec:
     for leaf in leaves:
         if leaf.dim() < 1:
             raise ValueError(f"{name}: every tensor needs a leading batch axis, got a 0-d tensor")
+        if leaf.shape[0] == 0:
+            raise ValueError(f"{name}: empty batch (leading axis of size 0) in a tensor of shape {tuple(leaf.shape)}")
         if not leaf.is_floating_point():
             raise ValueError(f"{name}: solver states must be floating point, got dtype {leaf.dtype}")
         if leaf.shape[0] != first.shape[0]:

@@ -86,6 +86,10 @@ def test_bad_input_raises():
         planner(torch.zeros(1, 3, 7, 7))
     with pytest.raises(ValueError, match=r"\[B, 2, m, m\]"):
         planner(torch.zeros(2, 7, 7))
+    with pytest.raises(ValueError, match="non-finite"):
+        planner(torch.full((1, 2, 7, 7), float("nan")))
+    with pytest.raises(ValueError, match="empty batch"):
+        planner(torch.zeros(0, 2, 7, 7))
     with pytest.raises(ValueError, match="unknown planner"):
         make_planner("transformer")
     with pytest.raises(ValueError, match="mode"):

@@ -313,3 +313,16 @@ def test_anderson_mixing_survives_vanished_and_rank_one_residual_histories(dtype
     for gram in (torch.zeros(3, 4, 4, dtype=dtype), torch.ones(3, 4, 4, dtype=dtype)):
         proposal = Anderson()._mix(history, gram, valid)
         assert proposal.shape == (3, 10) and bool(torch.isfinite(proposal).all())
+
+
+def test_an_empty_batch_is_a_value_error_in_every_entry_point():
+    from idplan.solvers import argmin, fixed_point, root_find
+
+    empty = torch.zeros(0, 3, dtype=torch.float64)
+    for solve, fn in (
+        (fixed_point, lambda z, a: 0.5 * z),
+        (root_find, lambda z, a: z),
+        (argmin, lambda z, a: (z**2).sum(-1)),
+    ):
+        with pytest.raises(ValueError, match="empty batch"):
+            solve(fn, empty, None)
