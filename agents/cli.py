@@ -34,6 +34,28 @@ from .planner import Planner
 from .planner_agent import PlannerAgent
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: an integer >= 1 (a bad value ends in argparse's ``error:`` line, exit 2)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {number}")
+    return number
+
+
+def device(value: str) -> str:
+    """An argparse type: a torch device this machine has."""
+    try:
+        parsed = torch.device(value)
+    except RuntimeError as error:
+        raise argparse.ArgumentTypeError(f"unknown device {value!r} ({error})") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{value!r}: this torch build sees no CUDA device; use --device cpu")
+    return value
+
+
 def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, n_train: int, lr: float) -> None:
     p.add_argument("--planner", choices=sorted(PLANNERS), default=planner)
     p.add_argument("--mode", choices=MODES, default="implicit")
@@ -43,15 +65,15 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
         default="maze",
         help="maze: 2D navigation; arm: the 2-link arm's C-space (a torus; planners use circular padding)",
     )
-    p.add_argument("--size", type=int, default=15, help="map size of generated datasets (arm: bins per joint)")
+    p.add_argument("--size", type=positive_int, default=15, help="map size of generated datasets (arm: bins per joint)")
     p.add_argument("--generator", choices=["maze", "obstacles"], default="maze", help="generated map kind")
     p.add_argument("--dataset", type=Path, help="train on this file (ours or community format) instead of generating")
-    p.add_argument("--n-train", type=int, default=n_train)
-    p.add_argument("--n-valid", type=int, default=200)
-    p.add_argument("--n-test", type=int, default=500)
+    p.add_argument("--n-train", type=positive_int, default=n_train)
+    p.add_argument("--n-valid", type=positive_int, default=200)
+    p.add_argument("--n-test", type=positive_int, default=500)
     p.add_argument(
         "--iterations",
-        type=int,
+        type=positive_int,
         default=None,
         help="explicit: unrolled steps K (default 5 m); implicit: forward cap (default max(200, 2 m*m))",
     )
@@ -66,12 +88,12 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     )
     p.add_argument(
         "--backward-iterations",
-        type=int,
+        type=positive_int,
         default=None,
         help="implicit adjoint cap K_bwd (default: the forward cap, so that the adjoint runs to tolerance)",
     )
-    p.add_argument("--q-channels", type=int, default=None, help="Q / hidden channels (default: the planner's)")
-    p.add_argument("--kernel-size", type=int, default=3)
+    p.add_argument("--q-channels", type=positive_int, default=None, help="Q / hidden channels (default: the planner's)")
+    p.add_argument("--kernel-size", type=positive_int, default=3)
     p.add_argument(
         "--value-bound",
         type=float,
@@ -83,8 +105,8 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
         action="store_true",
         help="vin, sym_vin, conv_gppn, gppn: the papers' unbounded step, which need not contract (default in explicit mode)",
     )
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=positive_int, default=epochs)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument(
         "--jacobian-weight",
@@ -92,7 +114,7 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
         default=0.0,
         help="Jacobian regularisation: weight of the step's ||df/dz||_F^2 / N (pushes it to contract)",
     )
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -278,12 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint on a dataset file")
     evaluate.add_argument("checkpoint", type=Path)
     evaluate.add_argument("--dataset", type=Path, help="ours or the community format")
-    evaluate.add_argument("--size", type=int, help="instead of --dataset: evaluate on generated mazes of this size")
-    evaluate.add_argument("--n", type=int, default=500, help="number of generated mazes (with --size)")
+    evaluate.add_argument(
+        "--size", type=positive_int, help="instead of --dataset: evaluate on generated mazes of this size"
+    )
+    evaluate.add_argument("--n", type=positive_int, default=500, help="number of generated mazes (with --size)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--split", default="test", help="split of a community file (train, valid, test)")
-    evaluate.add_argument("--limit", type=int, default=None, help="evaluate on the first N maps only")
-    evaluate.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    evaluate.add_argument("--limit", type=positive_int, default=None, help="evaluate on the first N maps only")
+    evaluate.add_argument("--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu")
     evaluate.set_defaults(run=cmd_eval)
     play = commands.add_parser("play", help="run an agent in a pygame window, or record it to a GIF")
     play.add_argument("env_id", help="e.g. idplan/GridMaze-v0, idplan/ArmCSpace-v0, idplan/Pendulum-v0")

@@ -201,3 +201,27 @@ def test_best_epoch_keeps_and_restores_the_best_weights():
         module.weight.fill_(2.0)
     best({"epoch": 2, "valid_success": 0.4})  # worse: not kept
     assert best.restore() == 1 and torch.equal(module.weight, torch.ones(1, 2))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--q-channels", "0"], "positive integer"),
+        (["train", "--epochs", "-1"], "positive integer"),
+        (["train", "--device", "foo"], "unknown device"),
+        (["eval", "c.pt", "--size", "7", "--limit", "0"], "positive integer"),
+        (["eval", "c.pt", "--size", "7", "--limit", "-1"], "positive integer"),
+    ],
+)
+def test_cli_rejects_bad_numbers_and_devices_with_an_error_line(args, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        idplan_main(args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "error:" in err and message in err
+
+
+def test_cli_rejects_cuda_without_a_cuda_device(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as stop:
+        idplan_main(["train", "--device", "cuda"])
+    assert stop.value.code == 2 and "no CUDA device" in capsys.readouterr().err
