@@ -77,8 +77,15 @@ def _rebuild(path, recipe: dict[str, Any], registry: dict, what: str, device) ->
     name = options.pop("name", None)
     if name not in registry:
         raise ValueError(f"{path}: unknown {what} {name!r}")
-    module = registry[name](**options).to(device)
-    module.load_state_dict(recipe["state_dict"])
+    try:
+        module = registry[name](**options).to(device)
+    except TypeError as error:  # an option this planner does not take
+        raise ValueError(f"{path}: its {what} options do not build a {name!r}: {error}") from error
+    try:
+        module.load_state_dict(recipe["state_dict"])
+    except RuntimeError as error:  # missing, unexpected or mis-shaped weights
+        first = str(error).strip().splitlines()[0]
+        raise ValueError(f"{path}: its weights do not fit the {what} {name!r} its config names ({first})") from error
     return module.eval()
 
 

@@ -225,3 +225,13 @@ def test_cli_rejects_cuda_without_a_cuda_device(capsys, monkeypatch):
     with pytest.raises(SystemExit) as stop:
         idplan_main(["train", "--device", "cuda"])
     assert stop.value.code == 2 and "no CUDA device" in capsys.readouterr().err
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_a_value_error(tmp_path):
+    planner = build_planner(planner_config("vin", hidden=8, q_channels=6))
+    save_checkpoint(tmp_path / "c.pt", planner, planner_config("conv_gppn", hidden=8, q_channels=6))
+    with pytest.raises(ValueError, match="do not fit"):
+        load_checkpoint(tmp_path / "c.pt")
+    save_checkpoint(tmp_path / "d.pt", planner, planner_config("vin", hidden=8, colour="red"))
+    with pytest.raises(ValueError, match="options do not build"):
+        load_checkpoint(tmp_path / "d.pt")
