@@ -21,20 +21,15 @@ from .contraction import bound_kernel, check_below_one, resolve_contractive
 from .planner import Planner
 
 
-class ConvGPPN(Planner):
-    """ConvGPPN: every step a ConvGRU cell ``h' = ConvGRU(h, r)`` with ``r`` injected, no max.
-
-    Free: ``z, g = sigmoid(W_zg * [r, h])``, ``n = tanh(W_n * [r, g h])``,
-    ``h' = (1 - z) n + z h``. Contractive: ``z = max_gate sigmoid(W_z * r)``,
-    ``g = sigmoid(W_g * r)``, ``n = tanh(W_nr * r + W_nh * (g h))`` with each output's ``W_nh``
-    of L1 norm at most ``state_bound``; then ``|dn| <= state_bound |dh|`` and
-    ``|dh'| <= (1 - z) state_bound |dh| + z |dh|`` cell by cell. The policy is a 1x1 convolution
-    of ``h*``. Other arguments: see :class:`~idplan.agents.planner.Planner`.
+class GatedRecurrentPlanner(Planner):
+    """What ConvGPPN and GPPN share: the state width, the choice of the free or the contractive
+    step, and the contractive step's caps and bound (module docstring).
 
     Args:
         q_channels: hidden channels ``l_q`` of the recurrent state (paper: 40).
         contractive: ``None`` (default): contractive in implicit mode, free in explicit mode.
         max_gate, state_bound: the contractive form's caps, in (0, 1).
+        Other arguments: see :class:`~idplan.agents.planner.Planner`.
     """
 
     default_backward_solver = "anderson"
@@ -53,16 +48,35 @@ class ConvGPPN(Planner):
         self.contractive = resolve_contractive(contractive, self.mode)
         self.max_gate = check_below_one("max_gate", max_gate)
         self.state_bound = check_below_one("state_bound", state_bound)
+
+    @property
+    def contraction_bound(self) -> float | None:
+        return 1 - (1 - self.max_gate) * (1 - self.state_bound) if self.contractive else None
+
+
+class ConvGPPN(GatedRecurrentPlanner):
+    """ConvGPPN: every step a ConvGRU cell ``h' = ConvGRU(h, r)`` with ``r`` injected, no max.
+
+    Free: ``z, g = sigmoid(W_zg * [r, h])``, ``n = tanh(W_n * [r, g h])``,
+    ``h' = (1 - z) n + z h``. Contractive: ``z = max_gate sigmoid(W_z * r)``,
+    ``g = sigmoid(W_g * r)``, ``n = tanh(W_nr * r + W_nh * (g h))`` with each output's ``W_nh``
+    of L1 norm at most ``state_bound``; then ``|dn| <= state_bound |dh|`` and
+    ``|dh'| <= (1 - z) state_bound |dh| + z |dh|`` cell by cell. The policy is a 1x1 convolution
+    of ``h*``. Arguments: see :class:`GatedRecurrentPlanner`.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
         self.encoder = self.default_encoder()
-        self.policy = nn.Conv2d(q_channels, self.actions, 1)
+        self.policy = nn.Conv2d(self.q_channels, self.actions, 1)
         if self.contractive:
-            self.gates = self.conv(1, 2 * q_channels)
-            self.candidate_reward = self.conv(1, q_channels)
-            self.candidate_state = self.conv(q_channels, q_channels, bias=False)
-            bound_kernel(self.candidate_state, state_bound)
+            self.gates = self.conv(1, 2 * self.q_channels)
+            self.candidate_reward = self.conv(1, self.q_channels)
+            self.candidate_state = self.conv(self.q_channels, self.q_channels, bias=False)
+            bound_kernel(self.candidate_state, self.state_bound)
         else:
-            self.gates = self.conv(1 + q_channels, 2 * q_channels)
-            self.candidate = self.conv(1 + q_channels, q_channels)
+            self.gates = self.conv(1 + self.q_channels, 2 * self.q_channels)
+            self.candidate = self.conv(1 + self.q_channels, self.q_channels)
 
     def encode(self, maps: torch.Tensor) -> torch.Tensor:
         """Free: ``r`` ``[B, 1, m, m]``. Contractive: ``[B, 1 + 3 l_q, m, m]``, ``r`` followed by
@@ -72,10 +86,6 @@ class ConvGPPN(Planner):
             return r
         update, reset = torch.sigmoid(self.gates(r)).chunk(2, dim=1)
         return torch.cat([r, self.max_gate * update, reset, self.candidate_reward(r)], dim=1)
-
-    @property
-    def contraction_bound(self) -> float | None:
-        return 1 - (1 - self.max_gate) * (1 - self.state_bound) if self.contractive else None
 
     def initial_state(self, r: torch.Tensor) -> torch.Tensor:
         return r.new_zeros(r.shape[0], self.q_channels, *r.shape[2:])
@@ -93,7 +103,7 @@ class ConvGPPN(Planner):
         return self.policy(h)
 
 
-class GPPN(Planner):
+class GPPN(GatedRecurrentPlanner):
     """GPPN: a per-cell LSTM whose input is a convolution of the hidden map (and ``r``).
 
     State ``(h, c)``, each ``[B, l_q, m, m]``. Free: ``x = [r, W_x * h]`` (``F x F`` kernel to
@@ -103,40 +113,22 @@ class GPPN(Planner):
     ``[W_x * h, h]`` at most ``state_bound``; then with ``d = max(|dh|, |dc|)``,
     ``|dc'| <= f |dc| + (1 - f) state_bound d`` and ``|dh'| <= |dc'|``. Unlike the original,
     ``r`` is injected at every step so that the fixed point depends on the input. The policy is a
-    1x1 convolution of ``h*``.
-
-    Args:
-        q_channels: LSTM width ``l_q`` (paper: 40).
-        contractive, max_gate, state_bound: as :class:`ConvGPPN`'s.
+    1x1 convolution of ``h*``. Arguments: see :class:`GatedRecurrentPlanner` (``l_q``: the LSTM width).
     """
 
-    default_backward_solver = "anderson"
-
-    def __init__(
-        self,
-        *,
-        q_channels: int = 40,
-        contractive: bool | None = None,
-        max_gate: float = 0.9,
-        state_bound: float = 0.9,
-        **kwargs,
-    ):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.q_channels = q_channels
-        self.contractive = resolve_contractive(contractive, self.mode)
-        self.max_gate = check_below_one("max_gate", max_gate)
-        self.state_bound = check_below_one("state_bound", state_bound)
         self.encoder = self.default_encoder()
-        self.neighbours = self.conv(q_channels, 1)
-        self.policy = nn.Conv2d(q_channels, self.actions, 1)
+        self.neighbours = self.conv(self.q_channels, 1)
+        self.policy = nn.Conv2d(self.q_channels, self.actions, 1)
         if self.contractive:
             bound_kernel(self.neighbours, 1.0)
-            self.gates = nn.Conv2d(1, 2 * q_channels, 1)  # forget, output: from r alone
-            self.candidate_reward = nn.Conv2d(1, q_channels, 1)
-            self.candidate_state = nn.Conv2d(1 + q_channels, q_channels, 1, bias=False)
-            bound_kernel(self.candidate_state, state_bound)
+            self.gates = nn.Conv2d(1, 2 * self.q_channels, 1)  # forget, output: from r alone
+            self.candidate_reward = nn.Conv2d(1, self.q_channels, 1)
+            self.candidate_state = nn.Conv2d(1 + self.q_channels, self.q_channels, 1, bias=False)
+            bound_kernel(self.candidate_state, self.state_bound)
         else:
-            self.lstm = nn.Conv2d(2 + q_channels, 4 * q_channels, 1)  # all four gates, per cell
+            self.lstm = nn.Conv2d(2 + self.q_channels, 4 * self.q_channels, 1)  # all four gates, per cell
 
     def encode(self, maps: torch.Tensor) -> torch.Tensor:
         """Free: ``r``. Contractive: ``[B, 1 + 3 l_q, m, m]``: ``r``, the forget and output gates,
@@ -146,10 +138,6 @@ class GPPN(Planner):
             return r
         forget, output = torch.sigmoid(self.gates(r)).chunk(2, dim=1)
         return torch.cat([r, self.max_gate * forget, output, self.candidate_reward(r)], dim=1)
-
-    @property
-    def contraction_bound(self) -> float | None:
-        return 1 - (1 - self.max_gate) * (1 - self.state_bound) if self.contractive else None
 
     def initial_state(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         zeros = r.new_zeros(r.shape[0], self.q_channels, *r.shape[2:])

@@ -217,11 +217,16 @@ class Planner(nn.Module):
         if maps.is_floating_point() and not bool(torch.isfinite(maps).all()):
             raise ValueError(f"{type(self).__name__} got maps with non-finite values (NaN or inf)")
 
-    def forward(self, observation: torch.Tensor, mode: str | None = None) -> PlanOutput:
-        """Plan on a batch: ``observation`` is the ``[B, C, m, m]`` map (or the mapper's input)."""
+    def reward_map(self, observation: torch.Tensor) -> torch.Tensor:
+        """The encoded ``r`` the step iterates with, from the ``[B, C, m, m]`` map (or the mapper's
+        input), after checking the map."""
         maps = self.mapper(observation) if self.mapper is not None else observation
         self.check_input(maps)
-        r = self.encode(maps)
+        return self.encode(maps)
+
+    def forward(self, observation: torch.Tensor, mode: str | None = None) -> PlanOutput:
+        """Plan on a batch: ``observation`` is the ``[B, C, m, m]`` map (or the mapper's input)."""
+        r = self.reward_map(observation)
         mode = self.mode if mode is None else mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -250,9 +255,7 @@ class Planner(nn.Module):
         of each sample (:func:`~idplan.solvers.max_norm_gain`): below 1 where the step contracts
         there; it can never exceed :attr:`contraction_bound`."""
         with torch.no_grad():
-            maps = self.mapper(observation) if self.mapper is not None else observation
-            self.check_input(maps)
-            r = self.encode(maps)
+            r = self.reward_map(observation)
             state = self._solve(r).value
         return max_norm_gain(self.step, state, r, iterations=iterations)
 
