@@ -22,6 +22,7 @@ import torch
 from ._registry import resolve
 from ._tracker import Tracker
 from .forward import Anderson, Broyden, ForwardIteration, LinearOperator
+from .jacobian import jvp_by_double_vjp
 from .linear import CG, GMRES, CGNormal, Dense
 from .solution import BackwardStats, ConvergenceError, NonConvergenceWarning
 
@@ -172,20 +173,10 @@ def attach_gradient(
     z_leaf = z_star.detach().requires_grad_()
     with torch.enable_grad():
         res = torch.where(nonfinite[:, None], 0.0, residual(z_leaf))
-    jvp_graph: list[torch.Tensor] = []
+    matvec = jvp_by_double_vjp(res, z_leaf)  # A u, built on first use (only some solvers need it)
 
     def t_matvec(w: torch.Tensor) -> torch.Tensor:
         return torch.autograd.grad(res, z_leaf, w, retain_graph=True)[0]
-
-    def matvec(u: torch.Tensor) -> torch.Tensor:
-        if not jvp_graph:  # A^T d is linear in d; differentiating it w.r.t. d gives A u
-            dummy = torch.zeros_like(res, requires_grad=True)
-            with torch.enable_grad():
-                jvp_graph.extend(
-                    [dummy, torch.autograd.grad(res, z_leaf, dummy, create_graph=True, retain_graph=True)[0]]
-                )
-        dummy, at_dummy = jvp_graph
-        return torch.autograd.grad(at_dummy, dummy, u, retain_graph=True)[0]
 
     def solve(v: torch.Tensor) -> torch.Tensor:
         v = v.detach()

@@ -63,20 +63,35 @@ def max_norm_gain(
     flat = pack(z, spec, "z").detach().requires_grad_()
     with torch.enable_grad():
         fz = pack(f(unpack(flat, spec), args), spec, "f(z, args)")
-    dummy = torch.zeros_like(fz, requires_grad=True)
-    (vjp_of_dummy,) = torch.autograd.grad(fz, flat, dummy, create_graph=True, retain_graph=True)
-
-    def jvp(s: torch.Tensor) -> torch.Tensor:  # J s, as the derivative of the (linear) VJP in its cotangent
-        return torch.autograd.grad(vjp_of_dummy, dummy, s, retain_graph=True)[0]
-
-    signs = torch.randint(0, 2, fz.shape, generator=generator, device=fz.device).to(fz.dtype) * 2 - 1
-    best = fz.new_zeros(spec.batch)
-    for _ in range(iterations):
-        image = jvp(signs).abs()
-        gain, row = image.max(dim=1)
-        best = torch.maximum(best, gain)
-        unit = torch.zeros_like(fz).scatter_(1, row[:, None], 1.0)
-        (row_values,) = torch.autograd.grad(fz, flat, unit, retain_graph=True)
-        best = torch.maximum(best, row_values.abs().sum(1))
-        signs = torch.where(row_values >= 0, 1.0, -1.0).to(fz.dtype)
+        jvp = jvp_by_double_vjp(fz, flat)
+        signs = torch.randint(0, 2, fz.shape, generator=generator, device=fz.device).to(fz.dtype) * 2 - 1
+        best = fz.new_zeros(spec.batch)
+        for _ in range(iterations):
+            gain, row = jvp(signs).abs().max(dim=1)
+            best = torch.maximum(best, gain)
+            unit = torch.zeros_like(fz).scatter_(1, row[:, None], 1.0)
+            (row_values,) = torch.autograd.grad(fz, flat, unit, retain_graph=True)
+            best = torch.maximum(best, row_values.abs().sum(1))
+            signs = torch.where(row_values >= 0, 1.0, -1.0).to(fz.dtype)
     return best.detach()
+
+
+def jvp_by_double_vjp(output: torch.Tensor, input: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``u -> (d output / d input) u`` for tensors already linked by a graph, with reverse mode only.
+
+    The VJP ``d -> J^T d`` is linear in ``d``; differentiating it w.r.t. ``d`` gives ``J u``. The
+    VJP's graph is built once, on the first call, and reused.
+    """
+    graph: list[torch.Tensor] = []
+
+    def jvp(u: torch.Tensor) -> torch.Tensor:
+        if not graph:
+            dummy = torch.zeros_like(output, requires_grad=True)
+            with torch.enable_grad():
+                graph.extend(
+                    [dummy, torch.autograd.grad(output, input, dummy, create_graph=True, retain_graph=True)[0]]
+                )
+        dummy, at_dummy = graph
+        return torch.autograd.grad(at_dummy, dummy, u, retain_graph=True)[0]
+
+    return jvp

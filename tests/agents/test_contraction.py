@@ -88,6 +88,8 @@ def test_max_norm_gain_is_the_largest_absolute_row_sum():
 
     exact = matrices.abs().sum(-1).amax(-1)
     torch.testing.assert_close(max_norm_gain(linear, z, matrices, generator=generator), exact)
+    with torch.no_grad():  # it builds its own graph, whatever the grad mode
+        torch.testing.assert_close(max_norm_gain(linear, z, matrices), exact)
     mixed = torch.randn(4, 30, 30, generator=generator, dtype=torch.float64)  # any signs: a lower bound
     estimate = max_norm_gain(linear, z, mixed, iterations=8, generator=generator)
     exact = mixed.abs().sum(-1).amax(-1)  # on these dense random rows the ascent finds 85-100% of it
