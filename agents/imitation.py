@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..envs.maze_dataset import MazeDataset, MazeTorchDataset
+from ..envs.progress import progress_bar
 from ..solvers import NonConvergenceWarning, jacobian_frobenius_sq
 from .evaluation import evaluate_planner
 from .planner import Planner
@@ -111,7 +112,7 @@ def train_planner(
         start = time.perf_counter()
         sums: dict[str, float] = {}
         batches = skipped = 0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=None if progress else True)
+        bar = progress_bar(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, show=progress)
         for batch in bar:
             inputs, actions = batch["input"].to(device), batch["action"].to(device)
             out = planner(inputs)

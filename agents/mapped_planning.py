@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..envs.progress import progress_bar
 from .evaluation import rollout_metrics
 from .imitation import TrainConfig, imitation_loss
 from .planner import Planner, PlanOutput
@@ -77,11 +78,11 @@ def train_mapper(
     for epoch in range(1, config.epochs + 1):
         mapper.train()
         start, total, count = time.perf_counter(), 0.0, 0
-        for batch in tqdm(
+        for batch in progress_bar(
             _batches(train, config),
             desc=f"mapper {epoch}/{config.epochs}",
             leave=False,
-            disable=None if progress else True,
+            show=progress,
         ):
             loss = occupancy_loss(mapper(batch["observation"].to(device)), batch["input"][:, :1].to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -133,11 +134,11 @@ def train_end_to_end(
     for epoch in range(1, config.epochs + 1):
         model.train()
         start, sums, batches, skipped = time.perf_counter(), {"loss": 0.0, "bce": 0.0}, 0, 0
-        for batch in tqdm(
+        for batch in progress_bar(
             _batches(train, config),
             desc=f"end to end {epoch}/{config.epochs}",
             leave=False,
-            disable=None if progress else True,
+            show=progress,
         ):
             out, occupancy = model(batch["observation"].to(device), batch["goal"].to(device))
             imitation = imitation_loss(out.logits, batch["action"].to(device))

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..envs import pendulum
 from ..envs.pendulum_pixels import pendulum_frames
+from ..envs.progress import progress_bar
 from ..solvers import NonConvergenceWarning
 from .controller import ILQRController, MPCAgent
 
@@ -174,7 +174,7 @@ def collect_episodes(
     u_init = None
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", NonConvergenceWarning)
-        for _ in tqdm(range(steps), desc="expert episodes", disable=None if progress else True):
+        for _ in progress_bar(range(steps), desc="expert episodes", show=progress):
             plan = controller(pendulum.observe(state), u_init)
             u_init = torch.cat([plan.u[1:], plan.u[-1:]])
             noisy = plan.u[0] + noise * torch.from_numpy(rng.standard_normal((episodes, 1)))
@@ -212,11 +212,11 @@ def warm_up(
         model.train()
         order = torch.randperm(len(obs), generator=generator)
         sums = {"state_mse": 0.0, "frame_bce": 0.0}
-        for start in tqdm(
+        for start in progress_bar(
             range(0, len(obs), batch_size),
             desc=f"warm-up {epoch}/{epochs}",
             leave=False,
-            disable=None if progress else True,
+            show=progress,
         ):
             i = order[start : start + batch_size]
             state_mse = F.mse_loss(model.encoder(stacks[i]), obs[i])
@@ -276,9 +276,7 @@ def train_end_to_end(
         total, converged, count = 0.0, 0.0, 0
         if not train_decoder:
             model.decoder.eval()  # frozen, batch-norm statistics included
-        for start in tqdm(
-            batches, desc=f"end to end {epoch}/{epochs}", leave=False, disable=None if progress else True
-        ):
+        for start in progress_bar(batches, desc=f"end to end {epoch}/{epochs}", leave=False, show=progress):
             i = order[start : start + batch_size]
             _, _, predicted = model(stacks[i])
             loss = frame_loss(predicted.transpose(0, 1), future[i])

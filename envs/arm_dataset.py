@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ._checks import check_int
 from .arm_geometry import ArmGeometry, check_bins, check_obstacles, cspace_maps, random_obstacles, workspace_images
@@ -29,6 +28,7 @@ from .maze_dataset import (
     load_tagged_npz,
     random_free_cells,
 )
+from .progress import progress_bar
 
 FORMAT = "idplan-arm-dataset-v1"
 
@@ -124,7 +124,7 @@ def generate_arm_dataset(
     bins = check_bins(bins)
     rng = np.random.default_rng(seed)
     parts, count = [], 0
-    with tqdm(total=n, desc=f"arm {bins}x{bins}", unit="task", disable=None if progress else True) as bar:
+    with progress_bar(total=n, desc=f"arm {bins}x{bins}", unit="task", show=progress) as bar:
         while count < n:
             obstacles = random_obstacles(min(chunk, n - count), rng, max_obstacles, geometry)
             free = ~cspace_maps(obstacles, bins, geometry)

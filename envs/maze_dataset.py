@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .maze_generation import generate_maps
+from .progress import progress_bar
 from .shortest_paths import bfs_distances, check_maps, optimal_actions, pick_action
 
 FORMAT = "idplan-maze-dataset-v1"
@@ -202,7 +202,7 @@ def generate_dataset(
     rng = np.random.default_rng(seed)
     seen = set(exclude)
     parts, count, stale = [], 0, 0
-    with tqdm(total=n, desc=f"{size}x{size} {generator}", unit="task", disable=None if progress else True) as bar:
+    with progress_bar(total=n, desc=f"{size}x{size} {generator}", unit="task", show=progress) as bar:
         while count < n:
             free = generate_maps(min(chunk, max(n - count, 64)), size, rng, generator)
             if unique or seen:

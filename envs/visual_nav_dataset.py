@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ._checks import check_int
 from .maze_dataset import SPLITS, MazeDataset, MazeTorchDataset, generate_splits, load_tagged_npz
+from .progress import progress_bar
 
 FORMAT = "idplan-visual-nav-dataset-v1"
 
@@ -119,7 +119,7 @@ def render_panoramas(
         raise ValueError(f"free must be [n, m, m] and goals [n, 2], got {free.shape} and {goals.shape}")
     starts = range(0, len(free), chunk)
     parts = []
-    with tqdm(total=len(free), desc="panoramas", unit="maze", disable=None if progress else True) as bar:
+    with progress_bar(total=len(free), desc="panoramas", unit="maze", show=progress) as bar:
         if workers == 1:
             for s in starts:
                 parts.append(_render_chunk(free[s : s + chunk], goals[s : s + chunk], view_size))
