@@ -106,8 +106,9 @@ class Planner(nn.Module):
         backward_solver: implicit adjoint's linear solver (``"gmres"``, ``"anderson"``, ...); ``None``
             for the planner's default (``default_backward_solver``).
         backward_iterations: ``K_bwd``, the adjoint's cap. ``None`` (default): the forward cap,
-            so that the adjoint runs to ``backward_tol`` and an adjoint that still stops short
-            warns (:class:`~idplan.solvers.NonConvergenceWarning`); a number is a deliberately
+            so that the adjoint runs to ``backward_tol``, and one that still stops short raises
+            :class:`~idplan.solvers.ConvergenceError` in ``backward()`` (the gradient would not be
+            exact; the training loop skips such a step and counts it); a number is a deliberately
             truncated budget (the papers' ``K_bwd = 15``), whose outcome is only reported.
         backward_tol: adjoint relative tolerance.
 
@@ -164,7 +165,8 @@ class Planner(nn.Module):
             linear_solver=backward_solver if backward_solver is not None else self.default_backward_solver,
             max_iter=backward_iterations if backward_iterations is not None else 1,  # None: set per map
             rtol=backward_tol,
-            warn=backward_iterations is None,
+            throw=backward_iterations is None,  # to tolerance: a miss is an error, not an inexact gradient
+            warn=False,  # a chosen K_bwd truncates on purpose; the outcome is in the solution's stats
         )
 
     # ------------------------------------------------------------------ hooks

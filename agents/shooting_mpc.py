@@ -18,7 +18,7 @@ import warnings
 import torch
 from torch import nn
 
-from ..solvers import CG, ImplicitAdjoint, NonConvergenceWarning, argmin
+from ..solvers import CG, ImplicitAdjoint, NonConvergenceWarning, argmin, default_tolerances
 
 
 class MLPDynamics(nn.Module):
@@ -168,7 +168,8 @@ class ShootingMPC(nn.Module):
                 x0.new_zeros(x0.shape[0], self.horizon * self.m),
                 x0,
                 solver=lambda score, V0, x: self.polish(self.shoot(x, warm_start), x),
-                adjoint=ImplicitAdjoint(linear_solver=CG(ridge=self.ridge), max_iter=100, rtol=1e-10, warn=False),
+                # to tolerance (100 CG steps at most): an adjoint that misses it raises in backward()
+                adjoint=ImplicitAdjoint(linear_solver=CG(ridge=self.ridge), rtol=default_tolerances(x0.dtype)[1]),
                 rtol=self.rtol,
                 atol=1e-8,
                 throw=False,

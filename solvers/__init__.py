@@ -18,13 +18,14 @@ from .ilqr import TrajectorySolution, TrajectoryStats, ilqr, lqr, trajectory_jac
 from .jacobian import jacobian_frobenius_sq, max_norm_gain
 from .linear import CG, GMRES, CGNormal, Dense
 from .ode import EulerTrajectory, backward_euler
-from .problems import SOLVERS, argmin, fixed_point, root_find
+from .problems import SOLVERS, argmin, default_tolerances, fixed_point, root_find
 from .solution import BackwardStats, ConvergenceError, NonConvergenceWarning, Solution, SolverStats
 
 __all__ = [
     "fixed_point",
     "root_find",
     "argmin",
+    "default_tolerances",
     "ForwardIteration",
     "Anderson",
     "Broyden",

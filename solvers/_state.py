@@ -25,6 +25,11 @@ class StateSpec:
     dtype: torch.dtype
     device: torch.device
 
+    def rows(self, count: int) -> StateSpec:
+        """The layout of ``count`` of this state's samples (a sub-batch)."""
+        shapes = tuple(torch.Size((count, *shape[1:])) for shape in self.shapes)
+        return StateSpec(self.structure, shapes, count, self.dtype, self.device)
+
 
 def _leaves(state: State, name: str) -> tuple[list[torch.Tensor], Any]:
     if isinstance(state, torch.Tensor):
@@ -105,6 +110,20 @@ def unpack(flat: torch.Tensor, spec: StateSpec) -> State:
     )
     iterator = iter(pieces)
     return _rebuild(spec.structure, iterator)
+
+
+def select_rows(tree: Any, rows: torch.Tensor, batch: int) -> Any:
+    """``tree`` (``args``: tensors, tuples, lists, dicts of them, anything else) with every tensor whose
+    leading axis has the batch size ``batch`` cut to the samples ``rows`` (``[b]`` indices)."""
+    if isinstance(tree, torch.Tensor):
+        return tree[rows] if tree.dim() >= 1 and tree.shape[0] == batch else tree
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):  # a namedtuple
+        return type(tree)(*(select_rows(item, rows, batch) for item in tree))
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(select_rows(item, rows, batch) for item in tree)
+    if isinstance(tree, dict):
+        return {key: select_rows(value, rows, batch) for key, value in tree.items()}
+    return tree
 
 
 def _rebuild(structure: Any, pieces) -> State:

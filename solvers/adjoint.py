@@ -48,6 +48,9 @@ def make_linear_solver(name_or_solver: Any) -> Any:
     )
 
 
+DEFAULT_BACKWARD_ITERATIONS = 100
+
+
 @dataclass(frozen=True)
 class ImplicitAdjoint:
     """Exact gradients by the implicit function theorem, at a cost independent of the forward.
@@ -55,32 +58,48 @@ class ImplicitAdjoint:
     No forward iterate is kept: memory is that of one evaluation of ``F`` at the solution. The
     adjoint system ``(dF/dz)^T w = dL/dz*`` is solved by ``linear_solver`` with per-sample
     stopping at ``||A^T w - v|| <= atol + rtol ||v||``; its stats are in ``Solution.backward``
-    after ``backward()``. An unconverged backward warns (``throw=False``) or raises.
+    after ``backward()``.
+
+    A gradient whose adjoint did not converge is not exact. By default (``max_iter=None``: solve
+    to tolerance) that raises :class:`ConvergenceError`; a budget the caller chose (an int
+    ``max_iter``, e.g. the papers' ``K_bwd = 15``) is a deliberate truncation and only warns.
 
     Args:
         linear_solver: ``None`` for the problem's default (Anderson for fixed points, GMRES for
             roots, CG for argmins), a name (``"forward"``, ``"anderson"``, ``"broyden"``, ``"cg"``,
             ``"cg_normal"``, ``"gmres"``, ``"dense"``: the naive IFT, a direct solve) or a solver object.
-        max_iter: cap on backward iterations (``K_bwd``).
+        max_iter: cap on backward iterations (``K_bwd``); ``None``: to tolerance, within
+            ``DEFAULT_BACKWARD_ITERATIONS`` (100).
         atol, rtol: backward tolerances.
-        throw: raise :class:`ConvergenceError` instead of warning when the backward fails.
-        warn: with ``throw=False``, whether to warn; ``False`` suits a deliberately fixed budget
-            (the papers' ``K_bwd = 15``): the outcome is still in ``Solution.backward``.
+        throw: raise :class:`ConvergenceError` when the backward fails (``None``: raise unless
+            ``max_iter`` was given).
+        warn: when not raising, whether to warn; ``False`` suits a deliberately fixed budget:
+            the outcome is still in ``Solution.backward``.
     """
 
     linear_solver: Any = None
-    max_iter: int = 15
+    max_iter: int | None = None
     atol: float = 0.0
     rtol: float = 1e-4
-    throw: bool = False
+    throw: bool | None = None
     warn: bool = True
 
     def __post_init__(self):
         if self.linear_solver is not None:
             make_linear_solver(self.linear_solver)
-        if self.max_iter < 1:
-            raise ValueError(f"ImplicitAdjoint: max_iter must be >= 1, got {self.max_iter}")
+        if self.max_iter is not None and (not isinstance(self.max_iter, int) or self.max_iter < 1):
+            raise ValueError(f"ImplicitAdjoint: max_iter must be an int >= 1 or None, got {self.max_iter!r}")
         check_tolerances(self.atol, self.rtol, "ImplicitAdjoint")
+
+    @property
+    def iterations(self) -> int:
+        """The backward iteration cap in force."""
+        return DEFAULT_BACKWARD_ITERATIONS if self.max_iter is None else self.max_iter
+
+    @property
+    def raises(self) -> bool:
+        """Whether a backward that misses its tolerance raises (see ``throw``)."""
+        return self.max_iter is None if self.throw is None else self.throw
 
 
 @dataclass(frozen=True)
@@ -156,6 +175,7 @@ class _AdjointSolve(torch.autograd.Function):
 
 def attach_gradient(
     residual: Callable[[torch.Tensor], torch.Tensor],
+    residual_of_rows: Callable[[torch.Tensor], Callable[[torch.Tensor], torch.Tensor]],
     z_star: torch.Tensor,
     adjoint: ImplicitAdjoint,
     default_linear: Any,
@@ -167,21 +187,24 @@ def attach_gradient(
 
     The value is exactly ``z_star``; its gradient w.r.t. everything ``residual`` depends on is
     ``-(dF/dtheta)^T w`` with ``(dF/dz)^T w = dL/dz*`` solved by the adjoint's linear solver.
-    Samples flagged in ``nonfinite`` (``[B]`` bool) get a zero gradient instead of a NaN.
+    Samples flagged in ``nonfinite`` (``[B]`` bool) get a zero gradient, and contribute nothing,
+    not a NaN, to parameters they share with the others (see :func:`residual_without_flagged`).
     """
     linear = make_linear_solver(adjoint.linear_solver if adjoint.linear_solver is not None else default_linear)
     z_leaf = z_star.detach().requires_grad_()
     with torch.enable_grad():
-        res = torch.where(nonfinite[:, None], 0.0, residual(z_leaf))
+        res = residual_without_flagged(residual, residual_of_rows, z_leaf, nonfinite)
+    if not res.requires_grad:  # every sample flagged: a zero gradient
+        return z_star.detach() + (z_leaf - z_leaf.detach())
     matvec = jvp_by_double_vjp(res, z_leaf)  # A u, built on first use (only some solvers need it)
 
     def t_matvec(w: torch.Tensor) -> torch.Tensor:
         return torch.autograd.grad(res, z_leaf, w, retain_graph=True)[0]
 
     def solve(v: torch.Tensor) -> torch.Tensor:
-        v = v.detach()
+        v = torch.where(nonfinite[:, None], 0.0, v.detach())  # flagged samples: w = 0, a zero gradient
         tracker = Tracker(
-            max_iter=adjoint.max_iter,
+            max_iter=adjoint.iterations,
             atol=adjoint.atol,
             rtol=adjoint.rtol,
             divergence_factor=divergence_factor,
@@ -194,8 +217,12 @@ def attach_gradient(
         backward_stats.linear = stats
         if not bool(stats.converged.all()):
             message = failure_message("backward (adjoint) solve", stats, adjoint.rtol, adjoint.atol)
-            if adjoint.throw:
-                raise ConvergenceError(message, stats)
+            if adjoint.raises:
+                raise ConvergenceError(
+                    message + "; the gradient would not be exact (give ImplicitAdjoint(max_iter=K) to accept a "
+                    "truncated adjoint, with a warning)",
+                    stats,
+                )
             if adjoint.warn:
                 warnings.warn(message, NonConvergenceWarning, stacklevel=2)
         return w
@@ -205,8 +232,48 @@ def attach_gradient(
     return _AdjointSolve.apply(out, solve)
 
 
+def residual_without_flagged(
+    residual: Callable[[torch.Tensor], torch.Tensor],
+    residual_of_rows: Callable[[torch.Tensor], Callable[[torch.Tensor], torch.Tensor]],
+    z: torch.Tensor,
+    flagged: torch.Tensor,
+) -> torch.Tensor:
+    """``F(z)`` (``[B, N]``) with the rows of ``flagged`` samples zero and outside the graph.
+
+    Masking after the fact (``where(flagged, 0, F(z))``) is not enough: a flagged sample's infinite
+    partial derivatives still meet the mask's zero in the backward (``0 * inf = NaN``) and poison the
+    parameters every sample shares. So the function is evaluated on the other samples alone
+    (``residual_of_rows``: tensors in ``args`` whose leading axis is the batch are cut to them); a
+    function that cannot be evaluated on a sub-batch (batched tensors it closes over) falls back to
+    the mask, as does one whose sub-batch values differ from the full batch's (it treats samples by
+    their position).
+    """
+    if not bool(flagged.any()):
+        return residual(z)
+    rows = (~flagged).nonzero().flatten()
+    if rows.numel() == 0:
+        return torch.zeros_like(z).detach()
+    full = residual(z)
+    try:
+        part = residual_of_rows(rows)(z[rows])
+    except (RuntimeError, ValueError, IndexError):
+        part = None
+    if part is None or not _same_values(part.detach(), full[rows].detach(), z.detach()[rows]):
+        return torch.where(flagged[:, None], 0.0, full)
+    return torch.zeros_like(z).detach().index_copy(0, rows, part)
+
+
+def _same_values(part: torch.Tensor, full: torch.Tensor, z: torch.Tensor) -> bool:
+    """``part`` equals ``full`` up to the rounding a different batch size may bring."""
+    if part.shape != full.shape:
+        return False
+    tol = float(torch.finfo(z.dtype).eps) ** 0.5
+    return bool(torch.allclose(part, full, rtol=tol, atol=tol * (1.0 + float(z.abs().max()))))
+
+
 def phantom_output(
     residual: Callable[[torch.Tensor], torch.Tensor],
+    residual_of_rows: Callable[[torch.Tensor], Callable[[torch.Tensor], torch.Tensor]],
     z_star: torch.Tensor,
     adjoint: PhantomAdjoint,
     nonfinite: torch.Tensor,
@@ -216,7 +283,7 @@ def phantom_output(
     z = z_star.detach()
     with torch.enable_grad():
         for _ in range(adjoint.steps):
-            z = z - adjoint.damping * torch.where(nonfinite[:, None], 0.0, residual(z))
+            z = z - adjoint.damping * residual_without_flagged(residual, residual_of_rows, z, nonfinite)
     return z
 
 
@@ -236,6 +303,13 @@ def failure_message(what: str, stats, rtol: float, atol: float, max_iter: int | 
         parts.append(
             f"residual diverged in samples {diverged[:10]} at iterations {stats.failed_at[diverged[:10]].tolist()}"
         )
+    if stats.not_minimum is not None and bool(stats.not_minimum.any()):
+        saddles = stats.not_minimum.nonzero().flatten().tolist()
+        parts.append(
+            f"stationary but not a minimum (a maximum, saddle or degenerate point: the Hessian's smallest "
+            f"eigenvalue is {[round(float(c), 6) for c in stats.curvature[saddles[:10]]]}) in samples {saddles[:10]}"
+        )
+        failed = [i for i in failed if i not in set(saddles)]
     if failed:
         rel = stats.rel_residual[failed]
         worst = int(torch.argmax(torch.nan_to_num(rel, nan=float("inf"))))

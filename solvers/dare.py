@@ -19,7 +19,7 @@ import torch
 
 from .adjoint import ImplicitAdjoint
 from .linear import GMRES
-from .problems import root_find
+from .problems import default_tolerances, root_find
 from .solution import ConvergenceError, Solution
 
 
@@ -37,7 +37,9 @@ def dare_residual(P: torch.Tensor, A: torch.Tensor, B: torch.Tensor, Q: torch.Te
     """The DARE's left-hand side, ``[B, n, n]`` (zero at a solution)."""
     At = A.transpose(-1, -2)
     PB = P @ B
-    gain = torch.linalg.solve(R + B.transpose(-1, -2) @ PB, PB.transpose(-1, -2) @ A)
+    # B^T P A, not (P B)^T A: the two agree for a symmetric P, but the adjoint differentiates in every
+    # direction of R^{n x n}, and only this form has the Stein operator as its Jacobian there
+    gain = torch.linalg.solve(R + B.transpose(-1, -2) @ PB, B.transpose(-1, -2) @ P @ A)
     return At @ P @ A - P - At @ PB @ gain + Q
 
 
@@ -89,10 +91,13 @@ def dare(
             the doubling iterations, the baseline).
         backward_solver: the implicit adjoint's linear solver: ``"gmres"`` (matrix-free, default) or
             ``"dense"`` (the naive IFT: the ``n^2 x n^2`` Jacobian built and solved directly).
-        backward_iterations: adjoint iterations (default ``10 n^2``: GMRES restarted every ``n^2`` steps).
+        backward_iterations: adjoint iterations (default ``10 n^2``: GMRES restarted every ``n^2`` steps;
+            an adjoint that misses its tolerance then raises :class:`ConvergenceError`, while a
+            budget given here only warns).
 
     Raises:
         ValueError: shapes that do not fit together, or non-finite inputs.
+        ConvergenceError (in ``backward()``): the adjoint missed its tolerance (default budget).
         ConvergenceError: no stabilising solution was found (e.g. ``(A, B)`` not stabilisable); the
             message gives the residual.
     """
@@ -102,10 +107,10 @@ def dare(
     if B.dim() != 3 or B.shape[:2] != (batch, n):
         raise ValueError(f"B must be [B, n, m] = [{batch}, {n}, m], got {tuple(B.shape)}")
     m = B.shape[-1]
-    if Q.shape != (batch, n, n) or R.shape != (batch, m, m):
-        raise ValueError(
-            f"Q must be [{batch}, {n}, {n}] and R [{batch}, {m}, {m}]; got {tuple(Q.shape)}, {tuple(R.shape)}"
-        )
+    if Q.shape != (batch, n, n):
+        raise ValueError(f"Q must be [B, n, n] = [{batch}, {n}, {n}], got {tuple(Q.shape)}")
+    if R.shape != (batch, m, m):
+        raise ValueError(f"R must be [B, m, m] = [{batch}, {m}, {m}], got {tuple(R.shape)}")
     for name, value in (("A", A), ("B", B), ("Q", Q), ("R", R)):
         if not bool(torch.isfinite(value).all()):
             raise ValueError(f"{name} contains NaN or inf")
@@ -126,7 +131,12 @@ def dare(
             P_star.detach(),
             (A, B, Q, R),
             solver=lambda fn, z0, args: P_star.detach(),
-            adjoint=ImplicitAdjoint(linear_solver=linear, max_iter=kbwd, rtol=1e-8),
+            adjoint=ImplicitAdjoint(
+                linear_solver=linear,
+                max_iter=kbwd,
+                rtol=default_tolerances(A.dtype)[1],
+                throw=backward_iterations is None,  # an inexact gradient only on a budget the caller chose
+            ),
             atol=0.0,
             rtol=rtol,
         )

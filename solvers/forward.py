@@ -236,6 +236,22 @@ class Broyden(_Nonlinear):
             z, r = z_new, r_new
 
 
+def dense_jacobian(r: torch.Tensor, z: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
+    """``[B, N, N]`` per-sample Jacobian ``dr/dz`` of ``r = F(z)`` (``[B, N]``, linked by a graph),
+    from ``N`` vector-Jacobian products (batch elements must not interact). Rows that do not depend
+    on ``z`` at all are zero."""
+    ones = torch.ones(r.shape[0], dtype=r.dtype, device=r.device)
+    rows = []
+    for i in range(r.shape[1]):
+        row = None
+        if r.requires_grad:
+            (row,) = torch.autograd.grad(
+                r[:, i], z, ones, retain_graph=True, create_graph=create_graph, allow_unused=True
+            )
+        rows.append(torch.zeros_like(z) if row is None else row)
+    return torch.stack(rows, dim=1)
+
+
 @dataclass(frozen=True)
 class Newton(_Nonlinear):
     """Newton's method ``z <- z - damping * J(z)^{-1} F(z)`` with a dense per-sample Jacobian.
@@ -262,12 +278,7 @@ class Newton(_Nonlinear):
         with torch.enable_grad():
             zz = z if z.requires_grad else z.detach().requires_grad_()
             r = fn(zz)
-            ones = torch.ones(r.shape[0], dtype=r.dtype, device=r.device)
-            rows = [
-                torch.autograd.grad(r[:, i], zz, ones, retain_graph=True, create_graph=differentiable)[0]
-                for i in range(r.shape[1])
-            ]
-        jac = torch.stack(rows, dim=1)
+            jac = dense_jacobian(r, zz, create_graph=differentiable)
         step, info = torch.linalg.solve_ex(jac, r.unsqueeze(-1))
         step = torch.where((info == 0)[:, None], step.squeeze(-1), r)
         if not differentiable:

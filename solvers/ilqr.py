@@ -373,6 +373,7 @@ def _solve(model, x_init, u_init, lower, upper, gradient, max_iter, tol, adjoint
         linear_solver=linear if adjoint_solver == "riccati" else adjoint_solver,
         max_iter=1 if adjoint_solver == "riccati" else 200,
         rtol=max(1e3 * float(torch.finfo(x_init.dtype).eps), 1e-10),
+        throw=True,  # the Riccati solve is direct, GMRES given 200 steps: a miss is not an exact gradient
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NonConvergenceWarning)  # reported above in iLQR's own terms
@@ -407,9 +408,17 @@ def _check_problem(x_init, u_init, n_expected=None):
         raise ValueError(f"x_init must be [B, n], got shape {tuple(x_init.shape)}")
     if u_init.dim() != 3 or u_init.shape[1] != x_init.shape[0]:
         raise ValueError(f"u_init must be [T, B, m] with B = {x_init.shape[0]}, got shape {tuple(u_init.shape)}")
+    if u_init.shape[0] == 0:
+        raise ValueError("the horizon T (u_init's first axis) must be >= 1, got 0: there is no control to optimise")
     if not (x_init.is_floating_point() and u_init.dtype == x_init.dtype and u_init.device == x_init.device):
         raise ValueError(
             f"x_init and u_init must be floating tensors of one dtype and device, got {x_init.dtype}, {u_init.dtype}"
+        )
+    if torch.finfo(x_init.dtype).bits < 32:
+        raise ValueError(
+            f"iLQR/LQR need float32 or float64, got {x_init.dtype}: with its {torch.finfo(x_init.dtype).resolution:g} "
+            "resolution the Riccati pass and the KKT residual that certifies convergence are rounding noise; "
+            "solve in float32 (x_init.float(), u_init.float()) and cast the result back"
         )
     if n_expected is not None and x_init.shape[1] != n_expected:
         raise ValueError(f"x_init has state dimension {x_init.shape[1]}, the dynamics have {n_expected}")
@@ -456,7 +465,9 @@ def ilqr(
         :class:`TrajectorySolution`.
 
     Raises:
-        ValueError: bad shapes or bounds, or non-finite values from the dynamics or cost.
+        ValueError: bad shapes or bounds, a horizon of 0, a half-precision dtype (float16 and bfloat16
+            are refused: solve in float32), or non-finite values from the dynamics or cost.
+        ConvergenceError (in ``backward()``): the implicit adjoint missed its tolerance.
     """
     _check_problem(x_init, u_init)
     T, batch, m = u_init.shape
@@ -519,6 +530,8 @@ def lqr(
             f"{tuple(C.shape)}, {tuple(c.shape)}, {tuple(F.shape)}, {tuple(f.shape)}"
         )
     T, batch, N, _ = C.shape
+    if T == 0:
+        raise ValueError("the horizon T (C's first axis) must be >= 1, got 0: there is no control to optimise")
     n = F.shape[-2]
     m = N - n
     if m < 1 or F.shape != (T - 1, batch, n, N) or c.shape != (T, batch, N) or f.shape != (T - 1, batch, n):

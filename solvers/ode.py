@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .adjoint import ImplicitAdjoint
-from .problems import root_find
+from .problems import default_tolerances, root_find
 from .solution import ConvergenceError
 
 
@@ -41,10 +41,10 @@ def backward_euler(
     solver: Any = "forward",
     backward: Any = "cg_normal",
     max_iter: int = 100,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    backward_iterations: int = 50,
-    backward_rtol: float = 1e-8,
+    rtol: float | None = None,
+    atol: float | None = None,
+    backward_iterations: int | None = None,
+    backward_rtol: float | None = None,
 ) -> EulerTrajectory:
     """Integrate ``dx/dt = h(x, args)`` over ``steps`` backward-Euler steps of size ``dt``.
 
@@ -56,8 +56,11 @@ def backward_euler(
         solver: each step's forward solver: ``"forward"`` (``z <- x_t + dt h(z)``, contracting when
             ``dt Lip(h) < 1``), ``"newton"``, ``"broyden"``, ``"anderson"``, or a solver object.
         backward: the adjoint's linear solver: ``"cg_normal"``, ``"gmres"``, ``"dense"``, ...
-        max_iter, rtol, atol: each step's forward budget and tolerance.
-        backward_iterations, backward_rtol: each step's adjoint budget and tolerance.
+        max_iter, rtol, atol: each step's forward budget and tolerance (default: the dtype's reach,
+            :func:`~idplan.solvers.problems.default_tolerances`).
+        backward_iterations, backward_rtol: each step's adjoint budget and tolerance (default: to
+            the dtype's ``rtol``, within 100 iterations, raising if it is not met; a given budget
+            warns instead).
 
     Raises:
         ValueError: bad shapes or ``dt``/``steps``; ``ConvergenceError`` naming the step that failed.
@@ -66,6 +69,7 @@ def backward_euler(
         raise ValueError(f"x0 must be [B, n], got shape {tuple(x0.shape)}")
     if not dt > 0 or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"need dt > 0 and an int steps >= 1, got dt={dt}, steps={steps}")
+    backward_rtol = default_tolerances(x0.dtype)[1] if backward_rtol is None else backward_rtol
     adjoint = ImplicitAdjoint(linear_solver=backward, max_iter=backward_iterations, rtol=backward_rtol)
 
     def step_residual(z, step_args):

@@ -39,6 +39,9 @@ class SolverStats:
         history: ``[K + 1, B]`` absolute residual after every step (row 0 is the start).
         steps: number of batch-wide steps taken (``max(iterations)``).
         failed_at: ``[B]`` the iteration at which a sample diverged or went non-finite (-1 if never).
+        not_minimum: ``[B]`` bool (argmin only): a stationary point whose Hessian is not positive
+            definite (a maximum, a saddle, or a degenerate point); such a sample is not converged.
+        curvature: ``[B]`` (argmin only) the smallest eigenvalue of the Hessian at the returned point.
     """
 
     iterations: torch.Tensor
@@ -50,6 +53,8 @@ class SolverStats:
     history: torch.Tensor
     steps: int
     failed_at: torch.Tensor
+    not_minimum: torch.Tensor | None = None
+    curvature: torch.Tensor | None = None
 
     @property
     def failed(self) -> torch.Tensor:
@@ -65,6 +70,9 @@ class SolverStats:
             f"{n_conv}/{b} converged, iterations max {int(self.iterations.max()) if b else 0}, "
             f"worst relative residual {worst:.3g}"
         )
+
+    def __repr__(self) -> str:
+        return f"SolverStats({self.summary()}, {self.steps} steps)"
 
 
 @dataclass
@@ -89,6 +97,9 @@ class BackwardStats:
     def converged(self) -> torch.Tensor | None:
         return None if self.linear is None else self.linear.converged
 
+    def __repr__(self) -> str:
+        return f"BackwardStats(calls={self.calls}, {'not run' if self.linear is None else self.linear.summary()})"
+
 
 @dataclass
 class Solution:
@@ -109,3 +120,8 @@ class Solution:
     def converged(self) -> bool:
         """True when every sample of the batch met the tolerance."""
         return bool(self.stats.converged.all())
+
+    def __repr__(self) -> str:
+        shapes = [tuple(v.shape) for v in self.value] if isinstance(self.value, (tuple, list)) else None
+        value = shapes if shapes is not None else tuple(getattr(self.value, "shape", ()))
+        return f"Solution(value {value}; forward: {self.stats!r}; backward: {self.backward!r})"

@@ -88,7 +88,7 @@ def kkt_residual(
 def lagrangian_grad_u(q: torch.Tensor, Bu: torch.Tensor, Lam: torch.Tensor, n: int) -> torch.Tensor:
     """``d Lagr / d u_t = d g_t/du_t + Bu_t^T lambda_{t+1}`` (``[T, B, m]``)."""
     coupling = (Bu.transpose(-1, -2) @ Lam[1:].unsqueeze(-1)).squeeze(-1)
-    return q[..., n:] + torch.cat([coupling, torch.zeros_like(coupling[:1])])
+    return q[..., n:] + torch.cat([coupling, torch.zeros_like(q[-1:, :, n:])])  # nothing follows u_{T-1}
 
 
 def active_bounds(
