@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from ._checks import check_reset_options
 from .maze_rendering import HumanWindow, import_pygame, surface_array
 
 
@@ -43,7 +44,8 @@ class ControlEnv(gym.Env):
 
     Subclasses set ``params`` and ``state_names`` and define :meth:`_initial_state` (a random start),
     :meth:`_draw` and the pure functions ``_dynamics``, ``_observe``, ``_cost`` (static, from their
-    module). ``reset(options={"state": ...})`` sets the state exactly.
+    module). ``reset(options={"state": ...})`` sets the state exactly; ``options`` that are not a dict
+    raise ``TypeError``, an unknown key ``ValueError``.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 20}
@@ -77,7 +79,7 @@ class ControlEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        options = options or {}
+        options = check_reset_options(options, ("state",))
         if "state" in options:
             state = np.asarray(options["state"], dtype=np.float64)
             if state.shape != (len(self.state_names),) or not np.isfinite(state).all():

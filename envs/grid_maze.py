@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ._checks import check_reset_options
 from .maze_dataset import random_free_cells
 from .maze_generation import GENERATORS, generate_maps
 from .shortest_paths import bfs_distances, move_offsets
@@ -123,14 +124,11 @@ class GridMazeEnv(gym.Env):
                 - ``"goal"``: ``(row, column)`` of a free cell;
                 - ``"start"``: ``(row, column)`` of a free cell with a path to the goal.
 
-                Unset entries are drawn. A bad entry raises ``ValueError`` naming it.
+                Unset entries are drawn. A bad or unknown entry raises ``ValueError`` naming it;
+                ``options`` that are not a dict raise ``TypeError``.
         """
         super().reset(seed=seed)
-        options = dict(options or {})
-        expected = (self._task_option, "goal", "start")
-        unknown = set(options) - set(expected)
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; expected {', '.join(map(repr, expected))}")
+        options = check_reset_options(options, (self._task_option, "goal", "start"))
         free = self._option_task(options[self._task_option]) if self._task_option in options else None
         goal, start = (self._option_cell(options, name) for name in ("goal", "start"))
         if goal is not None and goal == start:
