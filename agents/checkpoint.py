@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..envs.atomic import atomic_path
 from . import PLANNERS, make_planner
 from .arm_mapper import WorkspaceMapper
 from .mapped_planning import MappedPlanner
@@ -51,13 +52,15 @@ def save_checkpoint(
     **extra: Any,
 ) -> None:
     """Write the planner's weights, its ``config`` and ``extra`` plain values (metrics, data info);
-    with ``mapper``, also its weights and ``mapper_config`` (``{"name": one of MAPPERS, **options}``)."""
+    with ``mapper``, also its weights and ``mapper_config`` (``{"name": one of MAPPERS, **options}``).
+    The file is replaced atomically: an interrupted save leaves the previous checkpoint whole."""
     payload = {"format": FORMAT, "config": config, "state_dict": planner.state_dict(), "extra": extra}
     if mapper is not None:
         if not mapper_config or mapper_config.get("name") not in MAPPERS:
             raise ValueError(f"mapper_config must name one of {sorted(MAPPERS)}, got {mapper_config!r}")
         payload["mapper"] = {"config": planner_config(**mapper_config), "state_dict": mapper.state_dict()}
-    torch.save(payload, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def _read(path: str | os.PathLike, device: str | torch.device) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from idplan.envs import pendulum
+from idplan.envs.atomic import atomic_path
 from idplan.solvers import NonConvergenceWarning, ilqr
 
 
@@ -144,7 +145,8 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     print(f"figure: {path}")
 
 

@@ -28,6 +28,7 @@ from _child import measure_training_step, run_in_child
 
 from idplan.agents import make_planner
 from idplan.agents.imitation import imitation_loss
+from idplan.envs.atomic import atomic_path, atomic_write_text
 from idplan.envs.maze_dataset import MazeTorchDataset, generate_dataset
 
 PLANNERS = {
@@ -155,7 +156,7 @@ def main() -> None:
         "torch": torch.__version__,
         "cpus": os.cpu_count(),
     }
-    (args.out / "planner_scaling.json").write_text(json.dumps(result, indent=1))
+    atomic_write_text(args.out / "planner_scaling.json", json.dumps(result, indent=1))
     plot(rows, args.out / "planner_scaling.png")
     print(json.dumps(result))
 
@@ -249,7 +250,8 @@ def plot(rows: list[dict], path: Path) -> None:
             axes[row, col].legend(fontsize=7)
     fig.suptitle("one training step: explicit (AD, dashed) vs implicit (ID, solid); x = skipped (out of memory)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     print(f"  figure: {path}")
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from idplan.envs.atomic import atomic_path
 from idplan.solvers import dare
 
 METHODS = {
@@ -159,7 +160,8 @@ def plot(curves, path: Path) -> None:
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     print(f"figure: {path}")
 
 

@@ -17,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 import idplan.envs  # noqa: F401  (registers idplan/GridMaze-v0)
+from idplan.envs.atomic import atomic_path
 from idplan.envs.shortest_paths import optimal_actions, pick_action
 
 
@@ -58,7 +59,8 @@ def main() -> None:
         frames.append(env.render())
     env.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(args.out, np.stack(frames), duration=1000 / maze.metadata["render_fps"], loop=0)
+    with atomic_path(args.out) as tmp:
+        iio.imwrite(tmp, np.stack(frames), duration=1000 / maze.metadata["render_fps"], loop=0)
     summary = {
         "policy": args.policy,
         "size": args.size,

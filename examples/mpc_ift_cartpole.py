@@ -51,6 +51,7 @@ from torch import nn
 
 from idplan.agents.shooting_mpc import MLPDynamics, ShootingMPC, TargetCost, shift_plan
 from idplan.envs import cartpole
+from idplan.envs.atomic import atomic_path
 
 PARAMS = cartpole.CartPoleParams.dil_preset()
 BOUND = PARAMS.max_force
@@ -328,7 +329,8 @@ def plot_phase(trajectories: dict, path: Path, start: str, shown: int = 20) -> N
     axes[0].set_ylabel("theta_dot [rad/s]")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     print(f"wrote {path}")
 
 

@@ -21,6 +21,7 @@ import torch
 
 import idplan.envs  # noqa: F401  (registers the environments)
 from idplan.agents.controller import SWING_UP_HORIZON, ILQRController, MPCAgent
+from idplan.envs.atomic import atomic_path
 
 ENVS = {"pendulum": ("idplan/Pendulum-v0", 0), "cartpole": ("idplan/CartPole-v0", 2)}  # env id, angle index
 
@@ -71,7 +72,8 @@ def main() -> None:
             successes.append(success)
             if frames:
                 gif = args.out / f"{name}_swingup.gif"
-                iio.imwrite(gif, np.stack(frames[::2]), duration=2000 / env.metadata["render_fps"], loop=0)
+                with atomic_path(gif) as tmp:
+                    iio.imwrite(tmp, np.stack(frames[::2]), duration=2000 / env.metadata["render_fps"], loop=0)
             print(f"{name} episode {episode}: return {total:.1f}, swung up and balanced: {success}")
         env.close()
         summary[name] = {

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 from idplan.agents.checkpoint import load_checkpoint
 from idplan.agents.evaluation import evaluate_planner
+from idplan.envs.atomic import atomic_path
 from idplan.envs.maze_dataset import generate_splits
 
 
@@ -71,9 +71,8 @@ def plot(rows: list[dict], path: Path, trained_on: int | None, name: str) -> Non
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    partial = path.with_suffix(".partial.png")
-    fig.savefig(partial, dpi=120)
-    os.replace(partial, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
 
 
 if __name__ == "__main__":

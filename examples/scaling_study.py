@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from idplan.envs.atomic import atomic_path, atomic_write_text
 from idplan.envs.maze_dataset import generate_splits, write_community
 
 
@@ -38,10 +39,9 @@ def dataset(out: Path, size: int, args) -> tuple[Path, int]:
     if not meta.exists():
         splits = generate_splits(size, args.n_train, args.n_valid, args.n_test, seed=args.seed, progress=False)
         diameter = int(max(int(d.distances.max()) for d in splits.values()))
-        partial = path.with_suffix(".partial.npz")
-        write_community(partial, splits["train"], splits["valid"], splits["test"])
-        os.replace(partial, path)
-        meta.write_text(json.dumps({"diameter": diameter}))
+        with atomic_path(path) as tmp:
+            write_community(tmp, splits["train"], splits["valid"], splits["test"])
+        atomic_write_text(meta, json.dumps({"diameter": diameter}))
     return path, json.loads(meta.read_text())["diameter"]
 
 
@@ -218,9 +218,8 @@ def plot(rows: list[dict], path: Path) -> None:
             labelled.setdefault(label, handle)
     axes[0][-1].legend(labelled.values(), labelled.keys(), fontsize=7, loc="lower right")
     fig.tight_layout()
-    partial = path.with_suffix(".partial.png")
-    fig.savefig(partial, dpi=120)
-    os.replace(partial, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
 
 
 if __name__ == "__main__":

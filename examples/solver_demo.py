@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from idplan.envs.atomic import atomic_path, atomic_write_text
 from idplan.envs.grid_bellman import grid_bellman_operator
 from idplan.solvers import Anderson, ImplicitAdjoint, fixed_point
 
@@ -118,7 +119,7 @@ def main() -> None:
         "unrolled": train(args, "unrolled", "unrolled"),
     }
     metrics_path = out / "metrics.json"
-    metrics_path.write_text(json.dumps({"args": asdict(args), "results": results}, indent=2))
+    atomic_write_text(metrics_path, json.dumps({"args": asdict(args), "results": results}, indent=2))
     files = {"metrics": str(metrics_path)}
     try:
         import matplotlib
@@ -134,7 +135,8 @@ def main() -> None:
         ax.set_title("Learning terrain costs through value iteration")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / "loss.png", dpi=120)
+        with atomic_path(out / "loss.png") as tmp:
+            fig.savefig(tmp, dpi=120)
         files["plot"] = str(out / "loss.png")
     except ImportError:
         print("matplotlib not installed: skipping loss.png (pip install 'idplan[dev]')")

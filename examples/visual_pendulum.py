@@ -39,6 +39,7 @@ from idplan.agents.visual_control import (
     train_end_to_end,
     warm_up,
 )
+from idplan.envs.atomic import atomic_path
 from idplan.envs.pendulum import PendulumParams
 
 
@@ -72,7 +73,8 @@ def imagined_trajectory_figure(model: VisualILQR, data, path: Path, episode: int
     axes[0, 0].set_ylabel("predicted", fontsize=8)
     axes[1, 1].set_ylabel("true", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
