@@ -9,6 +9,7 @@ validation rollout metrics (%Optimal, %Success, SPL) and the wall time.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..envs.atomic import atomic_write_text
 from ..envs.maze_dataset import MazeDataset, MazeTorchDataset
 from ..envs.progress import progress_bar
 from ..solvers import NonConvergenceWarning, jacobian_frobenius_sq
@@ -53,20 +55,52 @@ class TrainingDiverged(RuntimeError):
 
 class BestEpoch:
     """An ``on_epoch_end`` callback that keeps a copy of ``module``'s weights at the epoch with the
-    best ``valid_success``; :meth:`restore` loads them back and returns that epoch (0: none kept)."""
+    best ``valid_success`` and at the last completed epoch; :meth:`restore` loads the best back and
+    returns that epoch (0: none kept), :meth:`restore_last` the last.
+
+    Each record (epoch, success, weights) is stored by one assignment, so an interrupt
+    (``KeyboardInterrupt``) that lands in the callback leaves the epoch and its weights consistent.
+    """
 
     def __init__(self, module: torch.nn.Module):
-        self.module, self.success, self.epoch, self.state = module, -1.0, 0, None
+        self.module = module
+        self._best: tuple[float, int, dict | None] = (-1.0, 0, None)  # valid_success, epoch, weights
+        self._last: tuple[int, dict | None] = (0, None)  # epoch, weights
+
+    @property
+    def success(self) -> float:
+        return self._best[0]
+
+    @property
+    def epoch(self) -> int:
+        """The best epoch so far (0: none)."""
+        return self._best[1]
+
+    @property
+    def state(self) -> dict[str, torch.Tensor] | None:
+        """The best epoch's weights (``None``: none kept)."""
+        return self._best[2]
+
+    @property
+    def last_epoch(self) -> int:
+        """The last completed epoch (0: none)."""
+        return self._last[0]
 
     def __call__(self, row: dict[str, float]) -> None:
+        state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
         if row["valid_success"] > self.success:
-            self.state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-            self.success, self.epoch = row["valid_success"], row["epoch"]
+            self._best = (row["valid_success"], row["epoch"], state)
+        self._last = (row["epoch"], state)
 
     def restore(self) -> int:
         if self.state is not None:
             self.module.load_state_dict(self.state)
         return self.epoch
+
+    def restore_last(self) -> int:
+        if self._last[1] is not None:
+            self.module.load_state_dict(self._last[1])
+        return self.last_epoch
 
 
 def imitation_loss(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -85,8 +119,9 @@ def train_planner(
 ) -> list[dict[str, float]]:
     """Train ``planner`` by imitation; returns one metrics dict per epoch.
 
-    With ``log_dir``, the metrics also go to ``metrics.csv`` and ``metrics.jsonl`` there, as
-    each epoch ends. Deterministic for a given ``config.seed`` (data order and initial state).
+    With ``log_dir``, the metrics also go to ``metrics.csv`` (replaced atomically) and
+    ``metrics.jsonl`` (appended) there, as each epoch ends; a ``log_dir`` that already holds another
+    run's ``metrics.jsonl`` raises ``ValueError`` (runs must not mix). Deterministic for a given ``config.seed`` (data order and initial state).
     A step whose fixed point diverged, or whose loss or gradient is not finite, is skipped (and
     counted in ``skipped_steps``); if more than half of an epoch's steps are skipped,
     :class:`TrainingDiverged` is raised rather than training on garbage. An epoch in which the
@@ -104,8 +139,11 @@ def train_planner(
     optimizer = torch.optim.RMSprop(planner.parameters(), lr=config.lr)
     log_dir = Path(log_dir) if log_dir is not None else None
     if log_dir is not None:
+        jsonl = log_dir / "metrics.jsonl"
+        if jsonl.is_file() and jsonl.stat().st_size > 0:
+            raise ValueError(f"{jsonl} holds another run's metrics: log to an empty directory so that runs do not mix")
         log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / "metrics.jsonl").write_text("")
+        jsonl.touch()
     history = []
     for epoch in range(1, config.epochs + 1):
         planner.train()
@@ -184,10 +222,11 @@ def train_planner(
 
 def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
     keys = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
 
 
-__all__ = ["TrainConfig", "TrainingDiverged", "train_planner", "imitation_loss"]
+__all__ = ["BestEpoch", "TrainConfig", "TrainingDiverged", "train_planner", "imitation_loss"]

@@ -17,7 +17,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .. import envs  # noqa: F401  (registers the environments)
+from ..envs import ENV_IDS  # importing idplan.envs registers the environments
+from ..envs.atomic import atomic_path
 from ..envs.shortest_paths import optimal_actions, pick_action
 from .checkpoint import load_checkpoint, load_mapped_checkpoint
 from .controller import SWING_UP_HORIZON, ILQRController, MPCAgent
@@ -28,6 +29,44 @@ ENV_TASKS = {  # env id -> controller task
     "idplan/PendulumPixels-v0": "pendulum",
     "idplan/CartPole-v0": "cartpole",
 }
+ENV_SIZE_KWARG = {  # env id -> the keyword that ``idplan play --size`` sets
+    "idplan/GridMaze-v0": "size",
+    "idplan/MiniWorldNav-v0": "size",
+    "idplan/ArmCSpace-v0": "bins",
+    "idplan/ArmWorkspace-v0": "bins",
+    "idplan/PendulumPixels-v0": "size",
+}
+ENV_STARTS = {  # env id -> the starts its ``start`` keyword takes (``idplan play --start``)
+    "idplan/Pendulum-v0": ("random", "down"),
+    "idplan/PendulumPixels-v0": ("random", "down"),
+    "idplan/CartPole-v0": ("down", "up"),
+}
+
+
+def check_env_id(env_id: str) -> None:
+    """``ValueError`` naming idplan's environments if ``env_id`` is not a registered Gymnasium id."""
+    if env_id in gym.registry:
+        return
+    close = [known for known in ENV_IDS if env_id.strip().lower() and env_id.strip().lower() in known.lower()]
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise ValueError(f"unknown environment {env_id!r}{hint}; idplan's environments: {', '.join(ENV_IDS)}")
+
+
+def play_env_kwargs(env_id: str, size: int | None = None, start: str | None = None) -> dict[str, Any]:
+    """The env keywords of ``idplan play --size/--start`` for ``env_id``; ``ValueError`` naming the
+    option where the environment does not take it, or not that value."""
+    kwargs: dict[str, Any] = {}
+    if size is not None:
+        if env_id not in ENV_SIZE_KWARG:
+            raise ValueError(f"--size applies to {', '.join(ENV_SIZE_KWARG)}, not {env_id}")
+        kwargs[ENV_SIZE_KWARG[env_id]] = size
+    if start is not None:
+        if env_id not in ENV_STARTS:
+            raise ValueError(f"--start applies to {', '.join(ENV_STARTS)}, not {env_id}")
+        if start not in ENV_STARTS[env_id]:
+            raise ValueError(f"--start for {env_id} must be one of {', '.join(ENV_STARTS[env_id])}, got {start!r}")
+        kwargs["start"] = start
+    return kwargs
 
 
 class RandomAgent:
@@ -142,6 +181,7 @@ def play(
         events: the key presses of each frame as names (``"space"``, ``"right"``, ``"r"``, ``"v"``,
             ``"q"``); default: read from pygame's event queue (window mode).
     """
+    check_env_id(env_id)
     human = record is None and has_display()
     env = gym.make(env_id, render_mode="human" if human else "rgb_array", **(env_kwargs or {}))
     agent = make_agent(env, env_id, agent_spec, seed)
@@ -200,7 +240,8 @@ def play(
 
         path = Path(record) if record is not None else Path("runs/play.gif")
         path.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(path, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
+        with atomic_path(path) as tmp:
+            iio.imwrite(tmp, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
         summary["gif"] = str(path)
     return summary
 
@@ -229,7 +270,8 @@ def record_rollout(env: gym.Env, agent, options: dict, path: Path, seed: int = 0
         visited.add(position)
     frames += [frames[-1]] * 4  # linger on the last frame
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
     return {
         "gif": str(path),
         "steps": steps,

@@ -18,6 +18,8 @@ _ENVS = {
     "idplan/CartPole-v0": ("idplan.envs.cartpole:CartPoleEnv", 200),
 }
 
+ENV_IDS = tuple(_ENVS)  # the environments idplan registers
+
 for _env_id, (_entry_point, _max_steps) in _ENVS.items():
     if _env_id not in registry:
         register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_steps)

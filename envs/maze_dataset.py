@@ -225,6 +225,18 @@ def generate_dataset(
     return concatenate(parts)
 
 
+def task_nbytes(size: int, moves: int = 4) -> dict[str, int]:
+    """Bytes of one ``size x size`` task: ``"arrays"``, its :class:`MazeDataset` arrays (``free``,
+    ``goals``, ``distances``, ``optimal``, ``actions``), and ``"tensors"``, its
+    :class:`MazeTorchDataset` view (float32 inputs and optimal actions, int64 actions and
+    distances, bool mask). Sizes memory up front, before a large dataset is generated."""
+    cells = size * size
+    return {
+        "arrays": (1 + 4 + moves + 1) * cells + 2 * 8,
+        "tensors": (2 * 4 + 8 + moves * 4 + 8 + 1) * cells,
+    }
+
+
 def generate_splits(
     size: int,
     n_train: int = 10_000,

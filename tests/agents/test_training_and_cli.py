@@ -152,8 +152,8 @@ def test_cli_train_then_eval_on_the_community_file(tmp_path, capsys):
     assert idplan_main(["eval", summary["checkpoint"], "--size", "9", "--n", "4"]) == 0  # generalisation path
     generated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert generated["maps"] == 4 and "9x9" in generated["dataset"]
-    assert idplan_main(["eval", summary["checkpoint"]]) == 2  # neither --dataset nor --size
-    assert "either --dataset" in capsys.readouterr().err
+    assert idplan_main(["eval", summary["checkpoint"], "--n", "4"]) == 0  # neither: the checkpoint's own size
+    assert "4 generated 7x7 mazes" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["dataset"]
     if not COMMUNITY_FILE.exists():
         pytest.skip("community file not present")
     code = idplan_main(["eval", summary["checkpoint"], "--dataset", str(COMMUNITY_FILE), "--limit", "10"])
