@@ -51,6 +51,7 @@ def run(config: dict, data: Path, out: Path, args) -> dict:
     command = [sys.executable, "-m", "idplan.agents.cli", "train", "--dataset", str(data), "--quiet"]
     command += ["--planner", config["planner"], "--mode", config["mode"], "--epochs", str(args.epochs)]
     command += ["--lr", str(args.lr), "--seed", str(args.seed), "--out", str(run_dir)]
+    command += ["--overwrite"]  # a config not in the rows yet: its directory holds at most an unfinished attempt
     if config["k"]:
         command += ["--iterations", str(config["k"])]
     start = time.perf_counter()
