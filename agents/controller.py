@@ -40,7 +40,8 @@ class ILQRController(nn.Module):
         learn: names of fields to learn; they are stored as ``log`` of their value (all must be > 0).
         horizon: ``T``, the number of planned controls.
         bound: symmetric control bound (``None``: unbounded).
-        gradient: ``"implicit"``, ``"last_layer"`` or ``"unrolled"`` (see :func:`idplan.solvers.ilqr`).
+        adjoint: how plans are differentiated: ``"riccati"`` (exact, the default), ``"last_layer"``,
+            ``"unrolled"`` or an adjoint object (see :func:`idplan.solvers.ilqr`).
         max_iter, hessian, tol: passed to :func:`idplan.solvers.ilqr`.
         to_state: maps observations to the env's state coordinates (for drawing plans).
     """
@@ -54,7 +55,7 @@ class ILQRController(nn.Module):
         learn: Iterable[str] = (),
         horizon: int = 20,
         bound: float | None = None,
-        gradient: str = "implicit",
+        adjoint: Any = "riccati",
         max_iter: int = 100,
         hessian: str = "newton",
         tol: float | None = None,
@@ -77,7 +78,7 @@ class ILQRController(nn.Module):
             }
         )
         self.dynamics, self.cost, self.base_params = dynamics, cost, params
-        self.horizon, self.bound, self.gradient = int(horizon), bound, gradient
+        self.horizon, self.bound, self.adjoint = int(horizon), bound, adjoint
         self.max_iter, self.hessian, self.tol = max_iter, hessian, tol
         self.to_state = to_state
         self.last: TrajectorySolution | None = None
@@ -115,7 +116,7 @@ class ILQRController(nn.Module):
             lambda x, u: self.cost(x, u, params),
             x_init,
             u_init,
-            gradient=self.gradient,
+            adjoint=self.adjoint,
             max_iter=self.max_iter,
             hessian=self.hessian,
             tol=self.tol,

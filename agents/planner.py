@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..solvers import ImplicitAdjoint, NonConvergenceWarning, Solution, fixed_point, max_norm_gain
-from ..solvers._state import pack, state_spec
+from ..solvers import pack, state_spec
 
 MODES = ("implicit", "explicit")
 PADDINGS = ("zeros", "circular")

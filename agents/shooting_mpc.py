@@ -14,6 +14,7 @@ needs nothing of the forward. Gradients reach the parameters of ``dynamics`` and
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
@@ -74,7 +75,9 @@ class ShootingMPC(nn.Module):
         particles: random-shooting candidates per state (1000 in the paper).
         bound: control bound; control_weight: the ``|u|^2`` weight.
         refine: polishing Newton steps after shooting; generator: for the candidates (reproducible).
-        ridge: the CG backward's epsilon-ridge for (nearly) singular Hessians (0: exact).
+        adjoint: ``"implicit"`` (default: CG on Hessian-vector products to the dtype's tolerance, a
+            miss raises in ``backward()``) or an adjoint object, e.g.
+            ``ImplicitAdjoint(linear_solver=CG(ridge=1e-6))`` for (nearly) singular Hessians.
         rtol: stationarity tolerance ``||grad|| <= 1e-8 + rtol ||v||`` reported in ``last.stats``.
     """
 
@@ -89,14 +92,14 @@ class ShootingMPC(nn.Module):
         bound: float = 1.0,
         control_weight: float = 1e-3,
         refine: int = 5,
-        ridge: float = 0.0,
+        adjoint: Any = "implicit",
         rtol: float = 1e-6,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
         self.dynamics, self.cost, self.m = dynamics, cost, m
         self.horizon, self.particles, self.bound = horizon, particles, bound
-        self.control_weight, self.refine, self.ridge, self.rtol = control_weight, refine, ridge, rtol
+        self.control_weight, self.refine, self.adjoint, self.rtol = control_weight, refine, adjoint, rtol
         self.generator = generator
         self.last = None
 
@@ -157,6 +160,11 @@ class ShootingMPC(nn.Module):
                 V = torch.where(better.any(0)[:, None], trial[first, torch.arange(V.shape[0])], V)
         return V
 
+    def _adjoint(self, dtype: torch.dtype) -> Any:
+        if self.adjoint == "implicit":  # to tolerance (100 CG steps at most): a miss raises in backward()
+            return ImplicitAdjoint(linear_solver=CG(), rtol=default_tolerances(dtype)[1])
+        return self.adjoint
+
     def forward(self, x0: torch.Tensor, warm_start: torch.Tensor | None = None) -> torch.Tensor:
         """Optimal controls ``[B, H, m]`` (bounded), differentiable by the IFT. ``warm_start``
         (``[B, H, m]`` controls) joins the random candidates: in a receding-horizon loop, pass
@@ -168,8 +176,7 @@ class ShootingMPC(nn.Module):
                 x0.new_zeros(x0.shape[0], self.horizon * self.m),
                 x0,
                 solver=lambda score, V0, x: self.polish(self.shoot(x, warm_start), x),
-                # to tolerance (100 CG steps at most): an adjoint that misses it raises in backward()
-                adjoint=ImplicitAdjoint(linear_solver=CG(ridge=self.ridge), rtol=default_tolerances(x0.dtype)[1]),
+                adjoint=self._adjoint(x0.dtype),
                 rtol=self.rtol,
                 atol=1e-8,
                 throw=False,

@@ -54,7 +54,7 @@ def timed_gradient(mode: str, x0: torch.Tensor, weights: torch.Tensor, iteration
             torch.zeros_like(weights),
             lower=-2.0,
             upper=2.0,
-            gradient=mode,
+            adjoint="riccati" if mode == "implicit" else mode,
             hessian="gauss_newton",
             max_iter=iterations,
             tol=0.0,

@@ -84,7 +84,7 @@ def ours(problem, params, horizon, gradient="implicit", dtype=torch.float64, tol
         torch.zeros(horizon, x0.shape[0], problem["m"], dtype=dtype),
         lower=-problem["bound"],
         upper=problem["bound"],
-        gradient=gradient,
+        adjoint="riccati" if gradient == "implicit" else gradient,
         tol=tol,
     )
 

@@ -27,12 +27,12 @@ from pathlib import Path
 import torch
 
 from idplan.envs.atomic import atomic_path
-from idplan.solvers import dare
+from idplan.solvers import ImplicitAdjoint, dare
 
 METHODS = {
-    "ift-gmres": {"backward_solver": "gmres"},
-    "ift-dense": {"backward_solver": "dense"},
-    "unrolled": {"gradient": "unrolled"},
+    "ift-gmres": {"adjoint": "implicit"},
+    "ift-dense": {"adjoint": ImplicitAdjoint(linear_solver="dense", rtol=1e-8)},
+    "unrolled": {"adjoint": "unrolled"},
 }
 DT = torch.float64
 

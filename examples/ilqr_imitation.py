@@ -68,7 +68,8 @@ def parameter_error(learned: dict[str, float], truth, fields) -> float:
 
 
 def train_controller(task, data, start_params, fields, gradient, steps, lr, horizon):
-    controller = ILQRController.for_task(task, start_params, learn=fields, horizon=horizon, gradient=gradient)
+    adjoint = "riccati" if gradient == "implicit" else gradient  # the exact implicit gradient: one Riccati pass
+    controller = ILQRController.for_task(task, start_params, learn=fields, horizon=horizon, adjoint=adjoint)
     optimiser = torch.optim.RMSprop(controller.parameters(), lr=lr, alpha=0.5)
     best = (float("inf"), copy.deepcopy(controller.state_dict()))
     for step in range(steps):

@@ -32,7 +32,7 @@ import time
 import torch
 from torch import nn
 
-from idplan.solvers import backward_euler
+from idplan.solvers import ImplicitAdjoint, backward_euler
 
 try:
     from torchdiffeq import odeint, odeint_adjoint
@@ -82,8 +82,8 @@ class Field(nn.Module):
 def integrate(method: str, field: Field, x0: torch.Tensor, dt: float, steps: int) -> torch.Tensor:
     """States at the ``steps + 1`` observation times, ``[steps + 1, 2]``."""
     if method.startswith("euler"):
-        backward = "cg_normal" if method == "euler-ift-cg" else "dense"
-        return backward_euler(lambda x, a: field(None, x), x0[None], dt, steps, backward=backward, rtol=1e-6).x[:, 0]
+        adjoint = ImplicitAdjoint("cg_normal" if method == "euler-ift-cg" else "dense", rtol=1e-8)
+        return backward_euler(lambda x, a: field(None, x), x0[None], dt, steps, adjoint=adjoint, rtol=1e-6).x[:, 0]
     times = torch.arange(steps + 1, dtype=torch.float64) * dt
     solve = odeint_adjoint if method == "dopri5-adjoint" else odeint
     return solve(field, x0, times, rtol=1e-6, atol=1e-8, method="dopri5")

@@ -11,50 +11,11 @@ Plain functions over callables and tensors, device- and dtype-agnostic::
     traj.x, traj.u # [T, B, n], [T, B, m], exact implicit gradients (O(T) Riccati adjoint)
 """
 
-from .adjoint import ADJOINTS, LINEAR_SOLVERS, ImplicitAdjoint, PhantomAdjoint, UnrolledAdjoint
-from .dare import DARESolution, dare
-from .forward import Anderson, Broyden, ForwardIteration, LinearOperator, Newton
-from .ilqr import TrajectorySolution, TrajectoryStats, ilqr, lqr, trajectory_jacobian
-from .jacobian import jacobian_frobenius_sq, max_norm_gain
-from .linear import CG, GMRES, CGNormal, Dense
-from .ode import EulerTrajectory, backward_euler
-from .problems import SOLVERS, argmin, default_tolerances, fixed_point, root_find
-from .solution import BackwardStats, ConvergenceError, NonConvergenceWarning, Solution, SolverStats
+from .core import *  # noqa: F403
+from .core import __all__ as _core
+from .layers import *  # noqa: F403
+from .layers import __all__ as _layers
+from .trajectory import *  # noqa: F403
+from .trajectory import __all__ as _trajectory
 
-__all__ = [
-    "fixed_point",
-    "root_find",
-    "argmin",
-    "default_tolerances",
-    "ForwardIteration",
-    "Anderson",
-    "Broyden",
-    "Newton",
-    "CG",
-    "CGNormal",
-    "GMRES",
-    "Dense",
-    "LinearOperator",
-    "ImplicitAdjoint",
-    "UnrolledAdjoint",
-    "PhantomAdjoint",
-    "Solution",
-    "SolverStats",
-    "BackwardStats",
-    "ConvergenceError",
-    "NonConvergenceWarning",
-    "jacobian_frobenius_sq",
-    "max_norm_gain",
-    "ilqr",
-    "lqr",
-    "trajectory_jacobian",
-    "dare",
-    "backward_euler",
-    "EulerTrajectory",
-    "DARESolution",
-    "TrajectorySolution",
-    "TrajectoryStats",
-    "SOLVERS",
-    "LINEAR_SOLVERS",
-    "ADJOINTS",
-]
+__all__ = [*_core, *_trajectory, *_layers]

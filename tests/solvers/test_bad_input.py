@@ -56,7 +56,7 @@ def test_dare_gradient_is_exact_on_marginally_stable_systems(A):
     reference = _dK_dA_finite_differences(A, B)
     with warnings.catch_warnings():
         warnings.simplefilter("error", NonConvergenceWarning)
-        for options in ({}, {"backward_solver": "dense"}, {"gradient": "unrolled"}):
+        for options in ({}, {"adjoint": ImplicitAdjoint(linear_solver="dense")}, {"adjoint": "unrolled"}):
             grad = _dK_dA(A, B, **options)
             assert torch.allclose(grad, reference, rtol=1e-5, atol=1e-6), (options, grad, reference)
 
@@ -65,10 +65,10 @@ def test_dare_adjoint_that_misses_its_tolerance_raises_unless_given_a_budget():
     A = torch.tensor([[[1.0, 0.1], [0.0, 1.0]]], dtype=DT, requires_grad=True)
     B = torch.tensor([[[0.0], [0.1]]], dtype=DT)
     Q, R = torch.eye(2, dtype=DT)[None], torch.eye(1, dtype=DT)[None]
-    sol = dare(A, B, Q, R, backward_solver="forward")  # Picard on A_cl^T X A_cl - X: diverges
+    sol = dare(A, B, Q, R, adjoint=ImplicitAdjoint(linear_solver="forward"))  # Picard on the Stein operator diverges
     with pytest.raises(ConvergenceError, match="backward.*not be exact"):
         sol.K.sum().backward()
-    sol = dare(A, B, Q, R, backward_solver="forward", backward_iterations=3)
+    sol = dare(A, B, Q, R, adjoint=ImplicitAdjoint(linear_solver="forward", max_iter=3))
     with pytest.warns(NonConvergenceWarning, match="backward"):
         sol.K.sum().backward()
 
@@ -186,10 +186,10 @@ def _cost(x, u):
     return (x**2).sum(1) + ((u - x[:, :1]) ** 2).sum(1)
 
 
-@pytest.mark.parametrize("gradient", ["implicit", "last_layer", "unrolled"])
-def test_ilqr_solves_a_horizon_of_one(gradient):
+@pytest.mark.parametrize("adjoint", ["riccati", "last_layer", "unrolled"])
+def test_ilqr_solves_a_horizon_of_one(adjoint):
     x0 = torch.tensor([[1.0, 2.0], [-0.5, 0.3]], dtype=DT, requires_grad=True)
-    sol = ilqr(_dynamics, _cost, x0, torch.zeros(1, 2, 1, dtype=DT), gradient=gradient)
+    sol = ilqr(_dynamics, _cost, x0, torch.zeros(1, 2, 1, dtype=DT), adjoint=adjoint)
     # one step: minimise (u - x_0)^2, so u* = x_0[:, 0] and du*/dx0 = e_0
     assert torch.allclose(sol.u[0, :, 0], x0[:, 0].detach())
     sol.u.sum().backward()

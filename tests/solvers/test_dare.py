@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from idplan.solvers import ConvergenceError
-from idplan.solvers.dare import dare, dare_residual
+from idplan.solvers import ConvergenceError, ImplicitAdjoint, dare, dare_residual
 
 DT = torch.float64
 
@@ -55,7 +54,7 @@ def test_dare_bad_input_and_unstabilisable_systems():
 def test_dense_and_unrolled_gradients_agree_with_gmres():
     A, B, Q, R = random_system(batch=2, n=3, m=1, seed=2)
     grads = []
-    for kwargs in ({}, {"backward_solver": "dense"}, {"gradient": "unrolled"}):
+    for kwargs in ({}, {"adjoint": ImplicitAdjoint(linear_solver="dense")}, {"adjoint": "unrolled"}):
         a = A.clone().requires_grad_()
         dare(a, B, Q, R, **kwargs).K.sum().backward()
         grads.append(a.grad)

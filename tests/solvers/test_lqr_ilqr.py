@@ -6,8 +6,7 @@ import warnings
 import pytest
 import torch
 
-from idplan.solvers import GMRES, NonConvergenceWarning, ilqr, lqr, trajectory_jacobian
-from idplan.solvers.lqr import box_qp
+from idplan.solvers import GMRES, ImplicitAdjoint, NonConvergenceWarning, box_qp, ilqr, lqr, trajectory_jacobian
 
 DT = torch.float64
 
@@ -175,7 +174,7 @@ def test_ilqr_implicit_gradient_matches_finite_differences_and_unrolled(bounds):
     torch.testing.assert_close(p.grad, fd, rtol=1e-6, atol=1e-7)
 
     p_unrolled = params.clone().requires_grad_()
-    sol_u = ilqr(lambda x, u: dynamics(x, u, p_unrolled), cost, x0, u0, gradient="unrolled", **bounds)
+    sol_u = ilqr(lambda x, u: dynamics(x, u, p_unrolled), cost, x0, u0, adjoint="unrolled", **bounds)
     (sol_u.u * weights).sum().backward()
     torch.testing.assert_close(p.grad, p_unrolled.grad, rtol=1e-8, atol=1e-9)
 
@@ -183,9 +182,10 @@ def test_ilqr_implicit_gradient_matches_finite_differences_and_unrolled(bounds):
 def test_gmres_adjoint_agrees_with_riccati_adjoint():
     dynamics, cost, x0, u0, _ = pendulum_problem(batch=3, T=5)
     grads = []
-    for solver in ("riccati", GMRES(restart=40)):  # 35 unknowns per sample: one Krylov cycle is exact
+    krylov = ImplicitAdjoint(linear_solver=GMRES(restart=40), max_iter=200, rtol=1e-12)
+    for adjoint in ("riccati", krylov):  # 35 unknowns per sample: one Krylov cycle is exact
         x = x0.clone().requires_grad_()
-        sol = ilqr(dynamics, cost, x, u0, adjoint_solver=solver)
+        sol = ilqr(dynamics, cost, x, u0, adjoint=adjoint)
         sol.u.sum().backward()
         grads.append(x.grad)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-8)
@@ -234,9 +234,9 @@ def test_paper_worked_example():
 def test_last_layer_gradient_is_approximate_on_nonlinear_dynamics():
     dynamics, cost, x0, u0, params = pendulum_problem(batch=4, T=8)
     grads = {}
-    for mode in ("implicit", "last_layer"):
+    for mode, adjoint in (("implicit", "riccati"), ("last_layer", "last_layer")):
         p = params.clone().requires_grad_()
-        sol = ilqr(lambda x, u, p=p: dynamics(x, u, p), cost, x0, u0, gradient=mode)
+        sol = ilqr(lambda x, u, p=p: dynamics(x, u, p), cost, x0, u0, adjoint=adjoint)
         sol.u.sum().backward()
         grads[mode] = p.grad
     assert float((grads["implicit"] - grads["last_layer"]).norm()) > 1e-3 * float(grads["implicit"].norm())
@@ -263,8 +263,8 @@ def test_bad_input_raises_clear_errors():
         ilqr(dynamics, cost, x0[:, :2], u0)
     with pytest.raises(ValueError, match="non-finite"):
         ilqr(lambda x, u: x * float("nan"), cost, x0, u0)
-    with pytest.raises(ValueError, match="gradient must be"):
-        ilqr(dynamics, cost, x0, u0, gradient="magic")
+    with pytest.raises(ValueError, match="unknown adjoint 'magic'"):
+        ilqr(dynamics, cost, x0, u0, adjoint="magic")
     with pytest.raises(ValueError, match="u_init"):
         ilqr(dynamics, cost, x0, u0[:, :1])
 

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from idplan.solvers import ConvergenceError
-from idplan.solvers.ode import backward_euler
+from idplan.solvers import ConvergenceError, ImplicitAdjoint, backward_euler
 
 DT = torch.float64
 
@@ -26,7 +25,9 @@ def test_gradients_match_finite_differences(backward):
     x0 = torch.randn(2, 3, generator=g, dtype=DT).requires_grad_()
 
     def final(W, x0):
-        return backward_euler(lambda x, a: torch.tanh(x @ a.T), x0, 0.2, 6, W, backward=backward, rtol=1e-12).x[-1]
+        return backward_euler(
+            lambda x, a: torch.tanh(x @ a.T), x0, 0.2, 6, W, adjoint=ImplicitAdjoint(backward, rtol=1e-8), rtol=1e-12
+        ).x[-1]
 
     torch.autograd.gradcheck(final, (W, x0), eps=1e-6, atol=1e-6)
 

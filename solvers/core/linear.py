@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ._tracker import Tracker
 from .forward import LinearOperator
+from .tracker import Tracker
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -9,41 +9,21 @@ bounds, a locally optimal trajectory ``(X*, U*)`` with costates ``Lambda*`` make
     Lagr     = sum_t g_t + sum_t lambda_{t+1}^T (f_t - x_{t+1}) + lambda_0^T (x_init - x_0)
 
 vanish. This is the fixed point of iLQR (its step is zero exactly there), so the solver core's implicit
-adjoint gives exact gradients through ``root_find`` on ``R``. The Jacobian ``dR/dz`` is the
+adjoint gives exact gradients on ``R`` (:func:`~idplan.solvers.implicit_solution`). The Jacobian ``dR/dz`` is the
 Hessian of the Lagrangian (including the dynamics' second derivatives weighted by the costates)
 bordered by the dynamics Jacobians, with identity rows for controls held at a bound: its adjoint system
-is itself an LQR problem, solved by one Riccati pass (:class:`RiccatiAdjoint`) instead of a Krylov
-method. Both are exact; the Krylov solvers (GMRES) remain available as a cross-check.
+is itself an LQR problem, solved by one Riccati pass (:class:`RiccatiSolve`) instead of a Krylov
+method. Both are exact; the Krylov solvers (GMRES) remain available as a
+cross-check.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 
-from .forward import LinearOperator
-from .lqr import linear_rollout, riccati
-
-
-class TrajectoryModel(Protocol):
-    """What the trajectory solvers need of a problem (all tensors time first, see :mod:`.lqr`)."""
-
-    def step(self, t: int, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """``x_{t+1}`` from ``x_t [..., B, n]`` and ``u_t [..., B, m]``."""
-
-    def transitions(self, X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
-        """``f_t(x_t, u_t)`` for ``t < T - 1`` at once: ``[T-1, B, n]``."""
-
-    def stage_costs(self, X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
-        """``g_t(x_t, u_t)``: ``[..., T, B]`` from ``X [..., T, B, n]``, ``U [..., T, B, m]``."""
-
-    def first_order(self, X: torch.Tensor, U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(q, A, Bu)``: the stage-cost gradients ``[T, B, N]`` and the dynamics Jacobians."""
-
-    def hessians(self, X: torch.Tensor, U: torch.Tensor, costates: torch.Tensor | None = None) -> tuple:
-        """``([T, B, N, N] stage-cost Hessians,)`` or, with ``costates``, also the Hessians of the
-        Lagrangian's stage terms ``g_t + lambda_{t+1}^T f_t`` (second derivatives of the dynamics included)."""
+from ..core.forward import LinearOperator
+from .models import TrajectoryModel
+from .riccati import linear_rollout, riccati
 
 
 def costates(q: torch.Tensor, A: torch.Tensor, n: int) -> torch.Tensor:
@@ -131,13 +111,15 @@ class KKTSystem:
         return linear_rollout(gains, self.A, self.Bu, -v_lam[0], d=-v_lam[1:])
 
 
-class RiccatiAdjoint:
-    """A linear solver for the solver core's :class:`~idplan.solvers.ImplicitAdjoint`: the adjoint system
-    ``(dR/dz)^T w = v`` of the trajectory KKT residual, solved exactly by one Riccati pass.
+class RiccatiSolve:
+    """A linear solver for the core's implicit adjoint: ``(dR/dz)^T w = v`` of the trajectory KKT
+    residual (or, on a transposed operator, ``(dR/dz) s = v``: the forward-mode IFT), solved exactly
+    by one Riccati pass.
 
-    ``w_y`` solves ``J_yy w_y = v_y`` (:meth:`KKTSystem.solve_free`); the part for controls at a bound,
-    ``w_a = v_a - J_ya^T w_y``, comes from one vector-Jacobian product. The residual
-    ``||(dR/dz)^T w - v||`` is measured and reported as the backward statistics (``iterations`` = 1).
+    ``w_y`` solves ``J_yy w_y = v_y`` (:meth:`KKTSystem.solve_free`; ``J_yy`` is symmetric); the
+    controls at a bound take ``w_a = v_a - J_ya^T w_y`` (reverse) or ``s_a = v_a`` with
+    ``J_yy s_y = v_y - J_ya s_a`` (forward), each coupling one product with the operator. The
+    residual is measured and reported as the linear solve's statistics (``iterations`` = 1).
     """
 
     def __init__(self, system: KKTSystem):
@@ -146,12 +128,20 @@ class RiccatiAdjoint:
     def solve_linear(self, op: LinearOperator, v: torch.Tensor, w0: torch.Tensor, tracker) -> None:
         T, n, m = self.system.shape
         v_x, v_u, v_lam = split_flat(v, T, n, m)
-        dX, dU, dLam = self.system.solve_free(v_x, v_u, v_lam)
-        w = join_flat(dX, dU, dLam)
-        if self.system.has_pinned:
-            coupling = split_flat(op.t_matvec(w), T, n, m)[1]
-            dU = torch.where(self.system.pinned, v_u - coupling, dU)
+        pinned = self.system.pinned if self.system.has_pinned else None
+        if pinned is not None and op.transposed:  # s_a = v_a first, then the free part
+            s_a = torch.where(pinned, v_u, 0.0)
+            c_x, c_u, c_lam = split_flat(
+                op.t_matvec(join_flat(torch.zeros_like(v_x), s_a, torch.zeros_like(v_lam))), T, n, m
+            )
+            dX, dU, dLam = self.system.solve_free(v_x - c_x, v_u - c_u, v_lam - c_lam)
+            w = join_flat(dX, torch.where(pinned, s_a, dU), dLam)
+        else:
+            dX, dU, dLam = self.system.solve_free(v_x, v_u, v_lam)
             w = join_flat(dX, dU, dLam)
+            if pinned is not None:
+                coupling = split_flat(op.t_matvec(w), T, n, m)[1]
+                w = join_flat(dX, torch.where(pinned, v_u - coupling, dU), dLam)
         tracker.start(w, op.t_matvec(w) - v)
 
 

@@ -1,8 +1,10 @@
-"""The three entry points: :func:`fixed_point`, :func:`root_find` and :func:`argmin`.
+"""The entry points: :func:`fixed_point`, :func:`root_find`, :func:`argmin`, and for a solution
+found any other way :func:`implicit_solution` (reverse mode) and :func:`implicit_jvp` (forward mode).
 
-Each builds the optimality function ``F`` of its problem over a flat ``[B, N]`` state, runs the
-chosen forward solver (without a graph unless the adjoint is unrolled) and hands ``F`` to the
-adjoint: one implicit-gradient core (:func:`~idplan.solvers.adjoint.attach_gradient`) for all three.
+Each builds the optimality condition ``F`` of its problem over a flat ``[B, N]`` state
+(:class:`~idplan.solvers.core.implicit.Optimality`), runs the chosen forward solver (without a
+graph unless the adjoint records the forward) and calls the adjoint's ``apply`` with ``F`` and the
+solution: one implicit-gradient core (:mod:`.implicit`) for all of them.
 
 Functions are called as ``fn(z, args)`` with ``z`` shaped like the starting point (a tensor with a
 leading batch axis, or a tuple of such tensors). Batch elements must not interact inside ``fn``.
@@ -16,22 +18,13 @@ from typing import Any
 
 import torch
 
-from ._registry import resolve
-from ._state import State, StateSpec, pack, select_rows, state_spec, unpack
-from ._tracker import Tracker
-from .adjoint import (
-    ImplicitAdjoint,
-    PhantomAdjoint,
-    UnrolledAdjoint,
-    attach_gradient,
-    check_tolerances,
-    default_check_every,
-    failure_message,
-    make_adjoint,
-    phantom_output,
-)
+from .adjoint import ImplicitAdjoint, make_adjoint, make_linear_solver
 from .forward import Anderson, Broyden, ForwardIteration, Newton, dense_jacobian
-from .solution import ConvergenceError, NonConvergenceWarning, Solution
+from .implicit import Optimality, implicit_jvp_flat
+from .options import SolveOptions, default_tolerances  # noqa: F401 (re-exported)
+from .registry import resolve
+from .solution import ConvergenceError, NonConvergenceWarning, Solution, failure_message
+from .state import State, StateSpec, pack, state_spec, unpack
 
 SOLVERS: dict[str, Callable[[], Any]] = {
     "forward": ForwardIteration,
@@ -101,25 +94,8 @@ def fixed_point(
     def residual(z: torch.Tensor, args: Any, spec: StateSpec) -> torch.Tensor:
         return z - pack(f(unpack(z, spec), args), spec, "f(z, args)")
 
-    return _solve(
-        "fixed_point",
-        f,
-        residual,
-        z0,
-        spec,
-        args,
-        solver,
-        adjoint,
-        Anderson(),
-        max_iter,
-        atol,
-        rtol,
-        throw,
-        return_best,
-        divergence_factor,
-        check_every,
-        refine,
-    )
+    options = SolveOptions(max_iter, atol, rtol, throw, return_best, divergence_factor, check_every, refine)
+    return _solve("fixed_point", f, Optimality(residual, args, spec, Anderson()), z0, solver, adjoint, options)
 
 
 def root_find(
@@ -147,28 +123,9 @@ def root_find(
     """
     spec = state_spec(z0, "z0")
 
-    def residual(z: torch.Tensor, args: Any, spec: StateSpec) -> torch.Tensor:
-        return pack(g(unpack(z, spec), args), spec, "g(z, args)")
-
-    return _solve(
-        "root_find",
-        g,
-        residual,
-        z0,
-        spec,
-        args,
-        solver,
-        adjoint,
-        "gmres",
-        max_iter,
-        atol,
-        rtol,
-        throw,
-        return_best,
-        divergence_factor,
-        check_every,
-        refine,
-    )
+    residual = _state_residual(g, "g(z, args)")
+    options = SolveOptions(max_iter, atol, rtol, throw, return_best, divergence_factor, check_every, refine)
+    return _solve("root_find", g, Optimality(residual, args, spec, "gmres"), z0, solver, adjoint, options)
 
 
 def argmin(
@@ -216,41 +173,26 @@ def argmin(
             (grad,) = torch.autograd.grad(value.sum(), yy, create_graph=differentiable)
         return grad
 
-    _check_curvature(residual, y0, args, spec)
-    return _solve(
-        "argmin",
-        score,
-        residual,
-        y0,
-        spec,
-        args,
-        solver,
-        adjoint,
-        "cg",
-        max_iter,
-        atol,
-        rtol,
-        throw,
-        return_best,
-        divergence_factor,
-        check_every,
-        refine,
-    )
+    optimality = Optimality(residual, args, spec, "cg")
+    _check_curvature(optimality, y0)
+    options = SolveOptions(max_iter, atol, rtol, throw, return_best, divergence_factor, check_every, refine)
+    return _solve("argmin", score, optimality, y0, solver, adjoint, options)
 
 
-def default_tolerances(dtype: torch.dtype) -> tuple[float, float]:
-    """``(atol, rtol)`` for :func:`root_find` and :func:`argmin` when the caller gives none:
-    ``rtol = max(1e-8, eps**0.75)`` of the dtype (1e-8 in float64, 6.4e-6 in float32) and
-    ``atol = rtol / 100``, so that every floating dtype can reach its own default."""
-    rtol = max(1e-8, float(torch.finfo(dtype).eps) ** 0.75)
-    return rtol / 100, rtol
+def _state_residual(fn: Callable[[State, Any], State], what: str):
+    """``F(z [B, N], args, spec)`` for a function ``fn(state, args)`` that returns a state laid out
+    like ``z``: a root's ``g``, an optimality condition of the caller's."""
+
+    def residual(z: torch.Tensor, args: Any, spec: StateSpec) -> torch.Tensor:
+        return pack(fn(unpack(z, spec), args), spec, what)
+
+    return residual
 
 
-def _check_curvature(residual, y0, args, spec) -> None:
+def _check_curvature(optimality: Optimality, y0: State) -> None:
     """Refuse a score whose gradient does not depend on ``y`` (linear in ``y``: no minimiser)."""
     with torch.enable_grad():
-        y = pack(y0, spec, "y0").detach().requires_grad_()
-        grad = residual(y, args, spec)
+        grad = optimality(pack(y0, optimality.spec, "y0").detach().requires_grad_())
     if not grad.requires_grad:
         raise ValueError(
             "argmin: the score's gradient does not depend on y (the score is linear in y, with no "
@@ -258,7 +200,9 @@ def _check_curvature(residual, y0, args, spec) -> None:
         )
 
 
-def _second_order(residual, z_star: torch.Tensor, stats, atol: float, rtol: float, max_dim: int = 256) -> None:
+def _second_order(
+    optimality: Optimality, z_star: torch.Tensor, stats, atol: float, rtol: float, max_dim: int = 256
+) -> None:
     """Flag converged argmin samples that are not a strict minimum within their tolerance.
 
     With the symmetrised dense Hessian ``H`` at ``z_star`` (``N`` Hessian-vector products, for
@@ -273,7 +217,7 @@ def _second_order(residual, z_star: torch.Tensor, stats, atol: float, rtol: floa
         return
     with torch.enable_grad():
         z = z_star.detach().requires_grad_()
-        hessian = dense_jacobian(residual(z), z).detach()
+        hessian = dense_jacobian(optimality(z), z).detach()
     eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (hessian + hessian.transpose(1, 2)))
     smallest, direction = eigenvalues[:, 0], eigenvectors[:, :, 0]
     threshold = float(torch.finfo(z_star.dtype).eps) ** 0.5 * eigenvalues.abs().max(dim=1).values.clamp_min(1.0)
@@ -283,7 +227,7 @@ def _second_order(residual, z_star: torch.Tensor, stats, atol: float, rtol: floa
     for sign in (1.0, -1.0):
         with torch.enable_grad():
             probe = (z_star.detach() + sign * reach).requires_grad_()
-            (hv,) = torch.autograd.grad(residual(probe), probe, direction, allow_unused=True)
+            (hv,) = torch.autograd.grad(optimality(probe), probe, direction, allow_unused=True)
         curvature = (hv * direction).sum(1) if hv is not None else torch.zeros_like(smallest)
         not_minimum |= torch.isfinite(curvature) & (curvature <= threshold)
     not_minimum &= stats.converged
@@ -293,91 +237,119 @@ def _second_order(residual, z_star: torch.Tensor, stats, atol: float, rtol: floa
 
 
 def _solve(
-    kind,
-    user_fn,
-    residual,
-    z0,
-    spec,
-    args,
-    solver,
-    adjoint,
-    default_linear,
-    max_iter,
-    atol,
-    rtol,
-    throw,
-    return_best,
-    divergence_factor,
-    check_every,
-    refine=0,
+    kind: str, user_fn: Callable, optimality: Optimality, z0: State, solver: Any, adjoint: Any, options: SolveOptions
 ) -> Solution:
+    """Run the forward, check its answer (and an argmin's curvature), report failure as ``options``
+    say, and let the adjoint attach the gradient."""
+    spec = optimality.spec
     solver = make_solver(solver)
     adjoint = make_adjoint(adjoint)
-    if not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"{kind}: max_iter must be a positive int, got {max_iter!r}")
-    default_atol, default_rtol = default_tolerances(spec.dtype)
-    atol = default_atol if atol is None else atol
-    rtol = default_rtol if rtol is None else rtol
-    check_tolerances(atol, rtol, kind)
-    if not isinstance(refine, int) or refine < 0:
-        raise ValueError(f"{kind}: refine must be an int >= 0, got {refine!r}")
+    options = options.resolved(spec.dtype, kind)
     user_forward = not hasattr(solver, "solve")
-    if not divergence_factor > 1:
-        raise ValueError(f"{kind}: divergence_factor must be > 1, got {divergence_factor}")
-
-    def full_residual(z: torch.Tensor) -> torch.Tensor:
-        return residual(z, args, spec)
-
-    def residual_of_rows(rows: torch.Tensor):
-        rows_args, rows_spec = select_rows(args, rows, spec.batch), spec.rows(int(rows.numel()))
-        return lambda z: residual(z, rows_args, rows_spec)
-
-    tracker = Tracker(
-        max_iter=refine if user_forward and refine else max_iter,
-        atol=atol,
-        rtol=rtol,
-        divergence_factor=divergence_factor,
-        check_every=check_every if check_every is not None else default_check_every(spec.device),
-    )
+    tracker = options.tracker(spec.device, options.refine if user_forward and options.refine else None)
     flat0 = pack(z0, spec, "z0").detach()
-    unrolled = isinstance(adjoint, UnrolledAdjoint)
-    with torch.set_grad_enabled(unrolled and torch.is_grad_enabled()):
-        if hasattr(solver, "solve"):
-            solver.solve(full_residual, flat0, tracker)
+    with torch.set_grad_enabled(adjoint.records_forward and torch.is_grad_enabled()):
+        if not user_forward:
+            solver.solve(optimality, flat0, tracker)
         else:  # a user's callable forward: its answer is checked (and refined by Newton steps if asked)
-            answer = pack(solver(user_fn, z0, args), spec, "the solver's answer")
-            if refine:
-                Newton().solve(full_residual, answer, tracker)
+            answer = pack(solver(user_fn, z0, optimality.args), spec, "the solver's answer")
+            if options.refine:
+                Newton().solve(optimality, answer, tracker)
             else:
-                tracker.start(answer, full_residual(answer))
-        z_star, stats = tracker.result(return_best)
+                tracker.start(answer, optimality(answer))
+        z_star, stats = tracker.result(options.return_best)
     if kind == "argmin":
-        _second_order(full_residual, z_star, stats, atol, rtol)
+        _second_order(optimality, z_star, stats, options.atol, options.rtol)
 
     if not bool(stats.converged.all()):
-        message = failure_message(f"{kind}", stats, rtol, atol, max_iter if not user_forward else None)
-        if throw:
+        budget = options.max_iter if not user_forward else None
+        message = failure_message(kind, stats, options.rtol, options.atol, budget)
+        if options.throw:
             raise ConvergenceError(message, stats)
         warnings.warn(message, NonConvergenceWarning, stacklevel=3)
 
     solution = Solution(value=None, stats=stats)
     if torch.is_grad_enabled():
-        excluded = stats.nonfinite if stats.not_minimum is None else stats.nonfinite | stats.not_minimum
-        if isinstance(adjoint, ImplicitAdjoint):
-            z_star = attach_gradient(
-                full_residual,
-                residual_of_rows,
-                z_star,
-                adjoint,
-                default_linear,
-                solution.backward,
-                divergence_factor,
-                excluded,
-            )
-        elif isinstance(adjoint, PhantomAdjoint):
-            z_star = phantom_output(full_residual, residual_of_rows, z_star, adjoint, excluded)
+        flagged = stats.nonfinite if stats.not_minimum is None else stats.nonfinite | stats.not_minimum
+        z_star = adjoint.apply(optimality, z_star, flagged, solution.backward)
     solution.value = unpack(z_star, spec)
     return solution
 
 
-__all__ = ["fixed_point", "root_find", "argmin", "make_solver", "SOLVERS", "ConvergenceError", "NonConvergenceWarning"]
+def implicit_solution(
+    F: Callable[[State, Any], State],
+    z_star: State,
+    args: Any = None,
+    *,
+    adjoint: Any = "implicit",
+    atol: float = float("inf"),
+    rtol: float = 0.0,
+    throw: bool = True,
+    structure: Any = None,
+) -> Solution:
+    """Attach the implicit gradient of ``F(z, args) = 0`` to a solution ``z_star`` found any way at all.
+
+    The public entry to the core for solvers of their own (iLQR, the DARE's doubling algorithm):
+    ``F`` is the optimality condition, shaped like ``z_star`` (a tensor with a leading batch axis
+    or a tuple of them); the returned ``Solution.value`` equals ``z_star`` and is differentiable
+    w.r.t. ``args`` and what ``F`` closes over through ``adjoint`` (an :class:`ImplicitAdjoint`, a
+    structured adjoint such as the trajectory Riccati adjoint, which reads ``structure``, or a
+    :class:`~idplan.solvers.PhantomAdjoint`; the default linear solver is GMRES).
+
+    ``atol``/``rtol`` check that ``z_star`` solves ``F`` (``||F|| <= atol + rtol ||z||`` per
+    sample; the default does not check): a miss raises :class:`ConvergenceError` or, with
+    ``throw=False``, warns. The gradient assumes ``F(z_star) = 0``.
+
+    Raises:
+        ValueError: an adjoint that records the forward (there is none to record).
+    """
+    spec = state_spec(z_star, "z_star")
+    adjoint = make_adjoint(adjoint)
+    if adjoint.records_forward:
+        raise ValueError("implicit_solution: an unrolled adjoint needs the forward's graph; differentiate it directly")
+
+    residual = _state_residual(F, "F(z, args)")
+
+    optimality = Optimality(residual, args, spec, "gmres", structure)
+    options = SolveOptions(1, atol, rtol, throw)
+    return _solve("implicit_solution", F, optimality, z_star, lambda fn, z, a: z, adjoint, options)
+
+
+def implicit_jvp(
+    F: Callable[[State, Any], State],
+    z_star: State,
+    args: Any,
+    wrt: torch.Tensor,
+    tangents: torch.Tensor,
+    *,
+    linear_solver: Any = "gmres",
+    adjoint: ImplicitAdjoint | None = None,
+    structure: Any = None,
+) -> torch.Tensor:
+    """Forward mode of the IFT: ``[K, B, N]`` directional derivatives ``dz*/dtheta t_k`` at a solution.
+
+    ``theta`` is ``wrt``, any tensor that ``F(z, args)`` depends on (in ``args`` or by closure), and
+    ``tangents`` ``[K, *wrt.shape]`` its directions (the identity's rows give the full Jacobian of a
+    low-dimensional ``theta``, one linear solve each). Each solves ``(dF/dz) s = -(dF/dtheta) t``
+    with ``linear_solver`` on the transposed operator, to the budget and tolerances of ``adjoint``
+    (an :class:`ImplicitAdjoint`; default ``ImplicitAdjoint()``: a miss raises). ``N`` is the flat state size of ``z_star``; a structured
+    solver (the trajectory Riccati solve) may read ``structure``.
+
+    Raises:
+        ValueError: tangents not shaped ``[K, *wrt.shape]``, or ``F`` not depending on ``wrt``.
+    """
+    spec = state_spec(z_star, "z_star")
+    if tangents.dim() != wrt.dim() + 1 or tangents.shape[1:] != wrt.shape:
+        raise ValueError(
+            f"tangents must be [K, *wrt.shape] with wrt.shape = {tuple(wrt.shape)}, got {tuple(tangents.shape)}"
+        )
+
+    residual = _state_residual(F, "F(z, args)")
+
+    optimality = Optimality(residual, args, spec, linear_solver, structure)
+    flat = pack(z_star, spec, "z_star")
+    budget = (adjoint if adjoint is not None else ImplicitAdjoint()).budget()
+    return implicit_jvp_flat(optimality, flat, wrt, tangents, make_linear_solver(linear_solver), budget)
+
+
+__all__ = ["fixed_point", "root_find", "argmin", "implicit_solution", "implicit_jvp", "make_solver", "SOLVERS"]

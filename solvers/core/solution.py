@@ -125,3 +125,38 @@ class Solution:
         shapes = [tuple(v.shape) for v in self.value] if isinstance(self.value, (tuple, list)) else None
         value = shapes if shapes is not None else tuple(getattr(self.value, "shape", ()))
         return f"Solution(value {value}; forward: {self.stats!r}; backward: {self.backward!r})"
+
+
+def failure_message(what: str, stats, rtol: float, atol: float, max_iter: int | None = None) -> str:
+    """A readable account of which samples failed and why."""
+    failed = (~stats.converged).nonzero().flatten().tolist()
+    shown = failed[:10] + (["..."] if len(failed) > 10 else [])
+    parts = [f"{what} failed for {len(failed)} of {stats.converged.numel()} samples {shown}"]
+    nonfinite = stats.nonfinite.nonzero().flatten().tolist()
+    if nonfinite:
+        parts.append(
+            f"non-finite value (NaN/inf) in samples {nonfinite[:10]} at iterations "
+            f"{stats.failed_at[nonfinite[:10]].tolist()}"
+        )
+    diverged = stats.diverged.nonzero().flatten().tolist()
+    if diverged:
+        parts.append(
+            f"residual diverged in samples {diverged[:10]} at iterations {stats.failed_at[diverged[:10]].tolist()}"
+        )
+    if stats.not_minimum is not None and bool(stats.not_minimum.any()):
+        saddles = stats.not_minimum.nonzero().flatten().tolist()
+        parts.append(
+            f"stationary but not a minimum (a maximum, saddle or degenerate point: the Hessian's smallest "
+            f"eigenvalue is {[round(float(c), 6) for c in stats.curvature[saddles[:10]]]}) in samples {saddles[:10]}"
+        )
+        failed = [i for i in failed if i not in set(saddles)]
+    if failed:
+        rel = stats.rel_residual[failed]
+        worst = int(torch.argmax(torch.nan_to_num(rel, nan=float("inf"))))
+        parts.append(
+            f"worst relative residual {float(rel[worst]):.3g} (absolute {float(stats.abs_residual[failed][worst]):.3g}) "
+            f"in sample {failed[worst]} after {stats.steps} iterations; tolerance rtol={rtol:g}, atol={atol:g}"
+        )
+    if max_iter is not None and stats.steps >= max_iter:
+        parts.append(f"max_iter={max_iter} reached: raise max_iter, loosen the tolerance or change the solver")
+    return "; ".join(parts)

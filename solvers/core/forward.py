@@ -3,7 +3,7 @@
 Each solver is a small immutable object with one method, ``solve(fn, z0, tracker)``, where
 ``fn(z) -> F(z)`` (``[B, N] -> [B, N]``) must treat batch rows independently. For a fixed point of
 ``f`` the residual is ``F(z) = z - f(z)``, so a "Picard" step ``z - F(z)`` is one application of
-``f``. The :class:`~idplan.solvers._tracker.Tracker` does the per-sample stopping and bookkeeping.
+``f``. The :class:`~idplan.solvers.Tracker` does the per-sample stopping and bookkeeping.
 
 The same objects solve the linear adjoint systems of :class:`~idplan.solvers.ImplicitAdjoint`
 through :meth:`solve_linear`.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._tracker import Tracker
+from .tracker import Tracker
 
 Residual = Callable[[torch.Tensor], torch.Tensor]
 
@@ -26,13 +26,19 @@ class LinearOperator:
 
     ``t_matvec(w) = A^T w`` is one vector-Jacobian product; ``matvec(u) = A u`` one
     Jacobian-vector product (computed by the double-VJP trick). Both act on ``[B, N]`` batches.
+    ``transposed``: the two are swapped, so that a solver of ``A^T w = v`` solves ``A s = v``
+    (the forward-mode IFT); generic solvers need not care, structured ones (the Riccati solve) do.
     """
 
     def __init__(
-        self, t_matvec: Callable[[torch.Tensor], torch.Tensor], matvec: Callable[[torch.Tensor], torch.Tensor]
+        self,
+        t_matvec: Callable[[torch.Tensor], torch.Tensor],
+        matvec: Callable[[torch.Tensor], torch.Tensor],
+        transposed: bool = False,
     ):
         self.t_matvec = t_matvec
         self.matvec = matvec
+        self.transposed = transposed
 
 
 class _Nonlinear:

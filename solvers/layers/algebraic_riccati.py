@@ -6,7 +6,7 @@ The stabilising solution ``P`` of
 
 gives the optimal feedback ``u = -K x`` with ``K = (R + B^T P B)^{-1} B^T P A``. The forward solve is the
 structured doubling algorithm (quadratic convergence, batched, any device); the gradient comes from the
-solver core's ``root_find`` adjoint on the DARE residual (DIL appendix C). Its Jacobian in ``P`` is the
+solver core's implicit adjoint on the DARE residual (:func:`~idplan.solvers.implicit_solution`) (DIL appendix C). Its Jacobian in ``P`` is the
 Stein operator ``X -> A_cl^T X A_cl - X`` with the closed loop ``A_cl = A - B K``, nonsingular when
 ``A_cl`` is stable, so the adjoint is exact (GMRES on ``n^2`` unknowns per sample).
 """
@@ -14,13 +14,12 @@ Stein operator ``X -> A_cl^T X A_cl - X`` with the closed loop ``A_cl = A - B K`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from .adjoint import ImplicitAdjoint
-from .linear import GMRES
-from .problems import default_tolerances, root_find
-from .solution import ConvergenceError, Solution
+from ..core import GMRES, ConvergenceError, ImplicitAdjoint, Solution, default_tolerances, implicit_solution
+from ..core.adjoint import make_adjoint
 
 
 @dataclass
@@ -78,28 +77,23 @@ def dare(
     R: torch.Tensor,
     *,
     rtol: float | None = None,
-    gradient: str = "implicit",
-    backward_solver: str = "gmres",
-    backward_iterations: int | None = None,
+    adjoint: Any = "implicit",
 ) -> DARESolution:
     """Solve the DARE for a batch and return ``P`` and ``K`` with implicit (IFT) gradients.
 
     Args:
         A: ``[B, n, n]``; B: ``[B, n, m]``; Q: ``[B, n, n]`` symmetric PSD; R: ``[B, m, m]`` symmetric PD.
         rtol: tolerance on the relative DARE residual (default ``1e3 * eps`` of the dtype).
-        gradient: ``"implicit"`` (the IFT on the DARE residual) or ``"unrolled"`` (autograd through
-            the doubling iterations, the baseline).
-        backward_solver: the implicit adjoint's linear solver: ``"gmres"`` (matrix-free, default) or
-            ``"dense"`` (the naive IFT: the ``n^2 x n^2`` Jacobian built and solved directly).
-        backward_iterations: adjoint iterations (default ``10 n^2``: GMRES restarted every ``n^2`` steps;
-            an adjoint that misses its tolerance then raises :class:`ConvergenceError`, while a
-            budget given here only warns).
+        adjoint: ``"implicit"`` (default: the IFT on the DARE residual, GMRES restarted every
+            ``n^2`` steps, at most ``10 n^2`` of them, to the dtype's tolerance; a miss raises), an
+            :class:`~idplan.solvers.ImplicitAdjoint` of your own (e.g. ``linear_solver="dense"``,
+            the naive IFT with the ``n^2 x n^2`` Jacobian built; a ``max_iter`` you give warns on a
+            miss instead), or ``"unrolled"`` (autograd through the doubling iterations, the baseline).
 
     Raises:
         ValueError: shapes that do not fit together, or non-finite inputs.
-        ConvergenceError (in ``backward()``): the adjoint missed its tolerance (default budget).
         ConvergenceError: no stabilising solution was found (e.g. ``(A, B)`` not stabilisable); the
-            message gives the residual.
+            message gives the residual. In ``backward()``: the adjoint missed its tolerance.
     """
     if A.dim() != 3 or A.shape[-1] != A.shape[-2]:
         raise ValueError(f"A must be [B, n, n], got {tuple(A.shape)}")
@@ -114,36 +108,31 @@ def dare(
     for name, value in (("A", A), ("B", B), ("Q", Q), ("R", R)):
         if not bool(torch.isfinite(value).all()):
             raise ValueError(f"{name} contains NaN or inf")
-    if gradient not in ("implicit", "unrolled"):
-        raise ValueError(f"gradient must be 'implicit' or 'unrolled', got {gradient!r}")
+    if adjoint == "implicit":  # restarts recover what the first cycle's rounding leaves
+        adjoint = ImplicitAdjoint(GMRES(restart=n * n), 10 * n * n, rtol=default_tolerances(A.dtype)[1], throw=True)
+    adjoint = make_adjoint(adjoint)
     rtol = 1e3 * float(torch.finfo(A.dtype).eps) if rtol is None else rtol
-    with torch.set_grad_enabled(gradient == "unrolled" and torch.is_grad_enabled()):
+    with torch.set_grad_enabled(adjoint.records_forward and torch.is_grad_enabled()):
         P_star = structured_doubling(A, B, Q, R)
 
     def residual(P, args):
         return dare_residual(P, *args)
 
-    kbwd = backward_iterations or 10 * n * n  # restarts recover what the first cycle's rounding leaves
-    linear = GMRES(restart=n * n) if backward_solver == "gmres" else backward_solver
-    try:
-        sol = root_find(
-            residual,
-            P_star.detach(),
-            (A, B, Q, R),
-            solver=lambda fn, z0, args: P_star.detach(),
-            adjoint=ImplicitAdjoint(
-                linear_solver=linear,
-                max_iter=kbwd,
-                rtol=default_tolerances(A.dtype)[1],
-                throw=backward_iterations is None,  # an inexact gradient only on a budget the caller chose
-            ),
-            atol=0.0,
-            rtol=rtol,
-        )
-    except ConvergenceError as error:
-        raise ConvergenceError(
-            f"DARE: no stabilising solution to tolerance (is (A, B) stabilisable and (A, Q) detectable?): {error}",
-            error.stats,
-        ) from error
-    P = P_star if gradient == "unrolled" else sol.value
+    # the residual is checked either way; an unrolled gradient is the doubling's own graph
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not adjoint.records_forward):
+        try:
+            sol = implicit_solution(
+                residual,
+                P_star.detach(),
+                (A, B, Q, R),
+                adjoint="implicit" if adjoint.records_forward else adjoint,
+                atol=0.0,
+                rtol=rtol,
+            )
+        except ConvergenceError as error:
+            raise ConvergenceError(
+                f"DARE: no stabilising solution to tolerance (is (A, B) stabilisable and (A, Q) detectable?): {error}",
+                error.stats,
+            ) from error
+    P = P_star if adjoint.records_forward else sol.value
     return DARESolution(P=P, K=lqr_gain(P, A, B, R), solution=sol)

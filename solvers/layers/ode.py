@@ -17,9 +17,7 @@ from typing import Any
 
 import torch
 
-from .adjoint import ImplicitAdjoint
-from .problems import default_tolerances, root_find
-from .solution import ConvergenceError
+from ..core import ConvergenceError, ImplicitAdjoint, default_tolerances, root_find
 
 
 @dataclass
@@ -39,12 +37,10 @@ def backward_euler(
     args: Any = None,
     *,
     solver: Any = "forward",
-    backward: Any = "cg_normal",
+    adjoint: Any = "implicit",
     max_iter: int = 100,
     rtol: float | None = None,
     atol: float | None = None,
-    backward_iterations: int | None = None,
-    backward_rtol: float | None = None,
 ) -> EulerTrajectory:
     """Integrate ``dx/dt = h(x, args)`` over ``steps`` backward-Euler steps of size ``dt``.
 
@@ -55,12 +51,13 @@ def backward_euler(
         steps: number of steps (>= 1).
         solver: each step's forward solver: ``"forward"`` (``z <- x_t + dt h(z)``, contracting when
             ``dt Lip(h) < 1``), ``"newton"``, ``"broyden"``, ``"anderson"``, or a solver object.
-        backward: the adjoint's linear solver: ``"cg_normal"``, ``"gmres"``, ``"dense"``, ...
+        adjoint: each step's adjoint: ``"implicit"`` (default: CG on the normal equations, to the
+            dtype's tolerance within 100 iterations; a miss raises), an
+            :class:`~idplan.solvers.ImplicitAdjoint` of your own (``linear_solver="gmres"``,
+            ``"dense"``: the naive IFT, ...; a ``max_iter`` you give warns on a miss instead), or
+            ``"unrolled"`` (autograd through each step's iterations).
         max_iter, rtol, atol: each step's forward budget and tolerance (default: the dtype's reach,
-            :func:`~idplan.solvers.problems.default_tolerances`).
-        backward_iterations, backward_rtol: each step's adjoint budget and tolerance (default: to
-            the dtype's ``rtol``, within 100 iterations, raising if it is not met; a given budget
-            warns instead).
+            :func:`~idplan.solvers.default_tolerances`).
 
     Raises:
         ValueError: bad shapes or ``dt``/``steps``; ``ConvergenceError`` naming the step that failed.
@@ -69,8 +66,8 @@ def backward_euler(
         raise ValueError(f"x0 must be [B, n], got shape {tuple(x0.shape)}")
     if not dt > 0 or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"need dt > 0 and an int steps >= 1, got dt={dt}, steps={steps}")
-    backward_rtol = default_tolerances(x0.dtype)[1] if backward_rtol is None else backward_rtol
-    adjoint = ImplicitAdjoint(linear_solver=backward, max_iter=backward_iterations, rtol=backward_rtol)
+    if adjoint == "implicit":
+        adjoint = ImplicitAdjoint(linear_solver="cg_normal", rtol=default_tolerances(x0.dtype)[1])
 
     def step_residual(z, step_args):
         x_prev, user_args = step_args

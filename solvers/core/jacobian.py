@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ._state import State, pack, state_spec, unpack
+from .state import State, pack, state_spec, unpack
 
 
 def jacobian_frobenius_sq(

@@ -1,0 +1,117 @@
+"""The problems the trajectory solvers take: a protocol and its two implementations (time first,
+``X [T, B, n]``, ``U [T, B, m]``, ``N = n + m``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+from torch.func import jacrev
+
+
+class TrajectoryModel(Protocol):
+    """What the trajectory solvers need of a problem (all tensors time first, see :mod:`.riccati`)."""
+
+    def step(self, t: int, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``x_{t+1}`` from ``x_t [..., B, n]`` and ``u_t [..., B, m]``."""
+
+    def transitions(self, X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+        """``f_t(x_t, u_t)`` for ``t < T - 1`` at once: ``[T-1, B, n]``."""
+
+    def stage_costs(self, X: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+        """``g_t(x_t, u_t)``: ``[..., T, B]`` from ``X [..., T, B, n]``, ``U [..., T, B, m]``."""
+
+    def first_order(self, X: torch.Tensor, U: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(q, A, Bu)``: the stage-cost gradients ``[T, B, N]`` and the dynamics Jacobians."""
+
+    def hessians(self, X: torch.Tensor, U: torch.Tensor, costates: torch.Tensor | None = None) -> tuple:
+        """``([T, B, N, N] stage-cost Hessians,)`` or, with ``costates``, also the Hessians of the
+        Lagrangian's stage terms ``g_t + lambda_{t+1}^T f_t`` (second derivatives of the dynamics included)."""
+
+
+class NonlinearModel:
+    """Time-invariant ``f(x [B, n], u [B, m]) -> [B, n]`` and ``g(x, u) -> [B]``; any leading axes are
+    flattened into that one batch axis before a call.
+
+    Derivatives use that samples are independent: the Jacobian of ``sum_b f(z_b)`` w.r.t. the batch
+    holds every sample's Jacobian, so ``n + 1`` vector-Jacobian products (vmapped) give all of them.
+    """
+
+    exact_quadratic = False
+
+    def __init__(self, dynamics: Callable, cost: Callable, n: int, m: int):
+        self.dynamics, self.cost, self.n, self.m = dynamics, cost, n, m
+
+    def _flat(self, fn, x, u):
+        lead = x.shape[:-1]
+        out = fn(x.reshape(-1, x.shape[-1]), u.reshape(-1, u.shape[-1]))
+        return out.reshape(*lead, *out.shape[1:])
+
+    def step(self, t, x, u):
+        return self._flat(self.dynamics, x, u)
+
+    def transitions(self, X, U):
+        return self._flat(self.dynamics, X[:-1], U[:-1])
+
+    def stage_costs(self, X, U):
+        return self._flat(self.cost, X, U)
+
+    def first_order(self, X, U):
+        T, batch, n = X.shape
+        Z = torch.cat([X, U], -1).reshape(T * batch, n + self.m)
+
+        def summed(Z):
+            x, u = Z[:, :n], Z[:, n:]
+            return torch.cat([self.dynamics(x, u).sum(0), self.cost(x, u).sum().reshape(1)])
+
+        jac = jacrev(summed)(Z).reshape(n + 1, T, batch, n + self.m)
+        AB = jac[:n, :-1].permute(1, 2, 0, 3)  # [T-1, B, n, N]
+        return jac[n], AB[..., :n], AB[..., n:]
+
+    def hessians(self, X, U, costates=None):
+        """``(H_cost,)``, or with ``costates`` ``(H_cost, H_cost + sum_i lambda_i d^2 f_i)``, from one call."""
+        T, batch, n = X.shape
+        N = n + self.m
+        Z = torch.cat([X, U], -1).reshape(T * batch, N)
+
+        def cost_sum(Z):
+            return self.cost(Z[:, :n], Z[:, n:]).sum()
+
+        def gradients(Z):
+            parts = [torch.func.grad(cost_sum)(Z)]
+            if costates is not None:  # lambda_{t+1} weights f at step t; nothing follows the last state
+                weights = torch.cat([costates[1:], torch.zeros_like(costates[:1])]).reshape(T * batch, n)
+                parts.append(torch.func.grad(lambda Z: (weights * self.dynamics(Z[:, :n], Z[:, n:])).sum())(Z))
+            return torch.cat(parts, 1).sum(0)
+
+        H = jacrev(gradients)(Z).reshape(-1, N, T, batch, N).permute(0, 2, 3, 1, 4)  # [1 or 2, T, B, N, N]
+        return (H[0],) if costates is None else (H[0], H[0] + H[1])
+
+
+class LinearQuadraticModel:
+    """Affine time-varying dynamics ``F_t tau + f_t`` and quadratic costs ``1/2 tau^T C_t tau + c_t^T tau``."""
+
+    exact_quadratic = True
+
+    def __init__(self, C, c, F, f):
+        self.C, self.c, self.F, self.f = C, c, F, f
+        self.n = F.shape[-2]
+        self.m = F.shape[-1] - self.n
+
+    def step(self, t, x, u):
+        return (self.F[t] @ torch.cat([x, u], -1).unsqueeze(-1)).squeeze(-1) + self.f[t]
+
+    def transitions(self, X, U):
+        return (self.F @ torch.cat([X[:-1], U[:-1]], -1).unsqueeze(-1)).squeeze(-1) + self.f
+
+    def stage_costs(self, X, U):
+        tau = torch.cat([X, U], -1)
+        return 0.5 * (tau * (self.C @ tau.unsqueeze(-1)).squeeze(-1)).sum(-1) + (self.c * tau).sum(-1)
+
+    def first_order(self, X, U):
+        q = (self.C @ torch.cat([X, U], -1).unsqueeze(-1)).squeeze(-1) + self.c
+        return q, self.F[..., : self.n], self.F[..., self.n :]
+
+    def hessians(self, X, U, costates=None):
+        return (self.C,) if costates is None else (self.C, self.C)
