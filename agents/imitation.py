@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..envs.atomic import atomic_write_text
 from ..envs.maze_dataset import MazeDataset, MazeTorchDataset
 from ..envs.progress import progress_bar
-from ..solvers import NonConvergenceWarning, jacobian_frobenius_sq
+from ..solvers import ConvergenceError, NonConvergenceWarning, jacobian_frobenius_sq
 from .evaluation import evaluate_planner
 from .planner import Planner
 
@@ -122,7 +122,8 @@ def train_planner(
     With ``log_dir``, the metrics also go to ``metrics.csv`` (replaced atomically) and
     ``metrics.jsonl`` (appended) there, as each epoch ends; a ``log_dir`` that already holds another
     run's ``metrics.jsonl`` raises ``ValueError`` (runs must not mix). Deterministic for a given ``config.seed`` (data order and initial state).
-    A step whose fixed point diverged, or whose loss or gradient is not finite, is skipped (and
+    A step whose fixed point diverged, whose adjoint (solved to tolerance) missed it, or whose loss or
+    gradient is not finite, is skipped (and
     counted in ``skipped_steps``); if more than half of an epoch's steps are skipped,
     :class:`TrainingDiverged` is raised rather than training on garbage. An epoch in which the
     implicit adjoint stopped short of its tolerance ends with one
@@ -161,15 +162,21 @@ def train_planner(
                 jacobian_term = penalty.mean() / size
                 loss = loss + config.jacobian_weight * jacobian_term
             optimizer.zero_grad(set_to_none=True)
+            adjoint_failed = False
             with warnings.catch_warnings():  # an adjoint that stops short is counted per epoch, below
                 warnings.simplefilter("ignore", NonConvergenceWarning)
-                loss.backward()
+                try:
+                    loss.backward()
+                except ConvergenceError:  # an adjoint solved to tolerance missed it: no exact gradient, no step
+                    adjoint_failed = True
+                    optimizer.zero_grad(set_to_none=True)
             grad_norm = torch.nn.utils.clip_grad_norm_(planner.parameters(), config.grad_clip)
             loss_value = float(imitation.detach())
             # a fixed point that blew up (diverged or non-finite samples), or a non-finite loss or
             # gradient, would train on garbage: skip the update and count it
             if (
-                out.stats.get("forward_failed", 0.0) > 0
+                adjoint_failed
+                or out.stats.get("forward_failed", 0.0) > 0
                 or not math.isfinite(loss_value)
                 or not bool(grad_norm.isfinite())
             ):
