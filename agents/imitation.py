@@ -124,7 +124,9 @@ def train_planner(
     run's ``metrics.jsonl`` raises ``ValueError`` (runs must not mix). Deterministic for a given ``config.seed`` (data order and initial state).
     A step whose fixed point diverged, whose adjoint (solved to tolerance) missed it, or whose loss or
     gradient is not finite, is skipped (and
-    counted in ``skipped_steps``); if more than half of an epoch's steps are skipped,
+    counted in ``skipped_steps``, adjoint misses after a sound forward also in
+    ``adjoint_failed_steps``); if more
+    than half of an epoch's steps are skipped,
     :class:`TrainingDiverged` is raised rather than training on garbage. An epoch in which the
     implicit adjoint stopped short of its tolerance ends with one
     :class:`~idplan.solvers.NonConvergenceWarning` (its gradients were approximate). ``on_epoch_end(row)`` is
@@ -150,7 +152,7 @@ def train_planner(
         planner.train()
         start = time.perf_counter()
         sums: dict[str, float] = {}
-        batches = skipped = 0
+        batches = skipped = adjoint_skipped = 0
         bar = progress_bar(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, show=progress)
         for batch in bar:
             inputs, actions = batch["input"].to(device), batch["action"].to(device)
@@ -181,6 +183,7 @@ def train_planner(
                 or not bool(grad_norm.isfinite())
             ):
                 skipped += 1
+                adjoint_skipped += adjoint_failed and not out.stats.get("forward_failed", 0.0) > 0
             else:
                 optimizer.step()
             labelled = actions != -100
@@ -193,6 +196,7 @@ def train_planner(
             batches += 1
             bar.set_postfix(loss=f"{loss_value:.3f}")
         row = {"epoch": epoch, **{k: v / batches for k, v in sums.items()}, "skipped_steps": skipped}
+        row["adjoint_failed_steps"] = adjoint_skipped
         row["train_seconds"] = time.perf_counter() - start
         if row.get("backward_converged", 1.0) < 1.0:
             warnings.warn(
@@ -202,6 +206,13 @@ def train_planner(
                 "are approximate; raise backward_iterations, or make the step contract",
                 NonConvergenceWarning,
                 stacklevel=2,
+            )
+        if adjoint_skipped > batches // 2:
+            raise TrainingDiverged(
+                f"epoch {epoch}: {adjoint_skipped} of {batches} steps skipped because the implicit adjoint, solved "
+                f"to its tolerance, missed it (worst relative residual {row.get('backward_rel_residual', float('nan')):.3g}): "
+                "those gradients would not be exact; give the planner a larger backward_iterations, an adjoint "
+                "solver that converges (e.g. anderson), or a contractive step"
             )
         if skipped > batches // 2:
             raise TrainingDiverged(

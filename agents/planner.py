@@ -23,8 +23,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..solvers import ImplicitAdjoint, NonConvergenceWarning, Solution, fixed_point, max_norm_gain
-from ..solvers import pack, state_spec
+from ..solvers import (
+    ImplicitAdjoint,
+    NonConvergenceWarning,
+    Solution,
+    fixed_point,
+    make_solver,
+    max_norm_gain,
+    pack,
+    state_spec,
+)
 
 MODES = ("implicit", "explicit")
 PADDINGS = ("zeros", "circular")
@@ -158,8 +166,11 @@ class Planner(nn.Module):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None (follow the map), got {value}")
         self.iterations = iterations
+        for name, value in (("tol", tol), ("backward_tol", backward_tol)):
+            if value is not None and not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         self.tol = tol if tol is not None else self.default_tol
-        self.solver = solver if solver is not None else self.default_solver
+        self.solver = make_solver(solver if solver is not None else self.default_solver)
         self.backward_iterations = backward_iterations
         self.adjoint = ImplicitAdjoint(
             linear_solver=backward_solver if backward_solver is not None else self.default_backward_solver,

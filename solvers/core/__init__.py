@@ -4,13 +4,21 @@
 forward solver and hand ``F`` to the adjoint, which attaches the gradient (one IFT for all three).
 """
 
-from .adjoint import ADJOINTS, LINEAR_SOLVERS, ImplicitAdjoint, PhantomAdjoint, UnrolledAdjoint
+from .adjoint import (
+    ADJOINTS,
+    LINEAR_SOLVERS,
+    ImplicitAdjoint,
+    PhantomAdjoint,
+    UnrolledAdjoint,
+    make_adjoint,
+    make_linear_solver,
+)
 from .forward import Anderson, Broyden, ForwardIteration, LinearOperator, Newton
 from .implicit import Optimality
 from .jacobian import jacobian_frobenius_sq, max_norm_gain
 from .linear import CG, GMRES, CGNormal, Dense
 from .options import SolveOptions, default_tolerances
-from .problems import SOLVERS, argmin, fixed_point, implicit_jvp, implicit_solution, root_find
+from .problems import SOLVERS, argmin, fixed_point, implicit_jvp, implicit_solution, make_solver, root_find
 from .solution import BackwardStats, ConvergenceError, NonConvergenceWarning, Solution, SolverStats
 from .state import State, StateSpec, pack, state_spec, unpack
 from .tracker import Tracker
@@ -49,6 +57,9 @@ __all__ = [
     "pack",
     "unpack",
     "state_spec",
+    "make_solver",
+    "make_linear_solver",
+    "make_adjoint",
     "SOLVERS",
     "LINEAR_SOLVERS",
     "ADJOINTS",

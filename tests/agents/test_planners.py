@@ -92,6 +92,12 @@ def test_bad_input_raises():
         planner(torch.zeros(0, 2, 7, 7))
     with pytest.raises(ValueError, match="unknown planner"):
         make_planner("transformer")
+    with pytest.raises(ValueError, match="unknown solver 'foo'"):
+        make_planner("vin", solver="foo")
+    for name in ("tol", "backward_tol"):
+        for bad in (-1.0, 0.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match=f"{name} must be a positive finite number"):
+                make_planner("vin", **{name: bad})
     with pytest.raises(ValueError, match="mode"):
         make_planner("vin", mode="both")
     with pytest.raises(ValueError, match="padding"):

@@ -108,6 +108,18 @@ def test_training_stops_with_a_clear_error_when_the_fixed_point_blows_up():
         train_planner(planner, splits["train"], None, TrainConfig(epochs=3, batch_size=16, lr=1.0), progress=False)
 
 
+def test_a_step_whose_adjoint_misses_its_tolerance_is_skipped_not_taken():
+    """An adjoint tolerance float32 cannot reach (1e-12) under the 200-step cap: every backward
+    misses it and raises, and training skips those steps, then says why."""
+    splits = generate_splits(7, 64, 8, 8, seed=0, progress=False)
+    torch.manual_seed(0)
+    planner = make_planner("gated_vin", hidden=8, backward_tol=1e-12)
+    before = [p.detach().clone() for p in planner.parameters()]
+    with pytest.raises(TrainingDiverged, match="adjoint.*missed it"):
+        train_planner(planner, splits["train"], None, TrainConfig(epochs=1, batch_size=16), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, planner.parameters()))  # no inexact step was taken
+
+
 def test_checkpoint_round_trip_and_foreign_files(tmp_path):
     config = planner_config("conv_gppn", hidden=8, q_channels=6, mode="explicit", iterations=20)
     planner = build_planner(config)
