@@ -3,7 +3,7 @@
 :class:`ILQRController` maps initial observations ``[B, n]`` to optimal trajectories over a horizon
 ``T``, with gradients w.r.t. its learnable physical/cost parameters and the initial state by the
 mode it is given (``"implicit"``: exact, at a cost independent of the iLQR iterations). The model is
-an environment's own pure functions (:mod:`idplan.envs.pendulum`, :mod:`idplan.envs.cartpole`), so a
+an environment's own pure functions (:mod:`idplan.envs.control.pendulum`, :mod:`idplan.envs.control.cartpole`), so a
 controller with the true parameters plans with exactly the dynamics the environment steps.
 """
 
@@ -35,7 +35,7 @@ class ILQRController(nn.Module):
 
     Args:
         dynamics, cost: pure functions of observation ``[..., n]``, control ``[..., m]`` and a params
-            dataclass (e.g. :func:`idplan.envs.pendulum.observation_dynamics` and ``cost``).
+            dataclass (e.g. :func:`idplan.envs.control.pendulum.observation_dynamics` and ``cost``).
         params: the parameter dataclass (initial values of the learned fields).
         learn: names of fields to learn; they are stored as ``log`` of their value (all must be > 0).
         horizon: ``T``, the number of planned controls.

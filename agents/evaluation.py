@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..envs.maze_dataset import MazeDataset, MazeTorchDataset
-from ..envs.maze_rollouts import greedy_rollouts
+from ..envs import MazeDataset, MazeTorchDataset, greedy_rollouts
 from .planner import Planner
 
 

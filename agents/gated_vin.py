@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..envs.grid_bellman import grid_neighbours
+from ..envs import grid_neighbours
 from .planner import Planner
 from .vin import max_over_channels
 

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..envs import MazeDataset, MazeTorchDataset
 from ..envs.atomic import atomic_write_text
-from ..envs.maze_dataset import MazeDataset, MazeTorchDataset
 from ..envs.progress import progress_bar
 from ..solvers import ConvergenceError, NonConvergenceWarning, jacobian_frobenius_sq
 from .evaluation import evaluate_planner

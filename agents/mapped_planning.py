@@ -7,11 +7,11 @@ cross-entropy against the true maps, :func:`train_end_to_end` trains both from t
 the predicted map (with an optional auxiliary map loss), and :func:`evaluate_mapped` scores the pair
 by rollouts on the *true* map, the pair seeing only the observations.
 
-The functions work on any dataset with ``.tasks`` (a :class:`~idplan.envs.maze_dataset.MazeDataset`)
+The functions work on any dataset with ``.tasks`` (a :class:`~idplan.envs.maze.MazeDataset`)
 and ``.torch_dataset()`` (a view whose items add ``"observation"``, the mapper's input, and
 ``"goal"``, and with the stacked ``observations`` and ``inputs`` tensors):
-:class:`~idplan.envs.arm_dataset.ArmDataset` (workspace images to C-space) and
-:class:`~idplan.envs.visual_nav_dataset.VisualNavDataset` (panoramas to the maze map).
+:class:`~idplan.envs.arm.ArmDataset` (workspace images to C-space) and
+:class:`~idplan.envs.miniworld.VisualNavDataset` (panoramas to the maze map).
 """
 
 from __future__ import annotations

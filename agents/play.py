@@ -17,9 +17,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..envs import ENV_IDS  # importing idplan.envs registers the environments
+from ..envs import ENV_IDS, optimal_actions, pick_action  # importing idplan.envs registers the environments
 from ..envs.atomic import atomic_path
-from ..envs.shortest_paths import optimal_actions, pick_action
 from .checkpoint import load_checkpoint, load_mapped_checkpoint
 from .controller import SWING_UP_HORIZON, ILQRController, MPCAgent
 from .planner_agent import MappedPlannerAgent, PlannerAgent

@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..envs import pendulum
-from ..envs.pendulum_pixels import pendulum_frames
+from ..envs import pendulum, pendulum_frames
 from ..envs.progress import progress_bar
 from ..solvers import NonConvergenceWarning
 from .controller import ILQRController, MPCAgent

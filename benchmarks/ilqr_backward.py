@@ -1,7 +1,7 @@
 """Backward time of iLQR gradients, implicit vs unrolled autodiff (DiLQR Fig. 2): prints a table, writes
 a figure and ends with a JSON line.
 
-Pendulum swing-up (``idplan.envs.pendulum``: observation dynamics and cost, torque bound 2), batch 20,
+Pendulum swing-up (``idplan.envs.control.pendulum``: observation dynamics and cost, torque bound 2), batch 20,
 random initial states, gradient of a random linear function of the optimal controls w.r.t. the
 physical parameters (g, m, l) and the initial states. Classic (Gauss-Newton) iLQR runs exactly K
 iterations (``tol=0``) in both modes; "implicit" differentiates the KKT conditions at the result (one

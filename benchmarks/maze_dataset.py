@@ -20,9 +20,7 @@ from collections import deque
 
 import numpy as np
 
-from idplan.envs.maze_dataset import generate_dataset, label_tasks, random_free_cells
-from idplan.envs.maze_generation import generate_maps
-from idplan.envs.shortest_paths import MOVES_4
+from idplan.envs import MOVES_4, generate_dataset, generate_maps, label_tasks, random_free_cells
 
 
 def per_cell_bfs(free: np.ndarray, goal: tuple[int, int]) -> np.ndarray:

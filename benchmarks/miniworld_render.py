@@ -21,9 +21,7 @@ import json
 import os
 import time
 
-from idplan.envs.maze_dataset import generate_dataset
-from idplan.envs.miniworld_nav import load_maze_world
-from idplan.envs.visual_nav_dataset import render_panoramas
+from idplan.envs import generate_dataset, load_maze_world, render_panoramas
 
 
 def fresh_world_per_maze(free, goals) -> float:

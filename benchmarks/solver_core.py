@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from _child import measure_training_step, run_in_child
 
-from idplan.envs.grid_bellman import grid_bellman_operator
+from idplan.envs import grid_bellman_operator
 from idplan.solvers import Anderson, Broyden, ForwardIteration, ImplicitAdjoint, NonConvergenceWarning, fixed_point
 
 warnings.simplefilter("ignore", NonConvergenceWarning)  # fixed budgets on purpose: K iterations, no tolerance

@@ -29,7 +29,7 @@ from idplan.agents.cli import render_rollout
 from idplan.agents.evaluation import evaluate_planner
 from idplan.agents.imitation import BestEpoch, TrainConfig, TrainingDiverged, train_planner
 from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, train_end_to_end, train_mapper
-from idplan.envs.arm_dataset import generate_arm_splits
+from idplan.envs import generate_arm_splits
 
 
 def planner_options(name: str, mode: str, args) -> dict:

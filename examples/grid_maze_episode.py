@@ -17,8 +17,8 @@ import gymnasium as gym
 import numpy as np
 
 import idplan.envs  # noqa: F401  (registers idplan/GridMaze-v0)
+from idplan.envs import optimal_actions, pick_action
 from idplan.envs.atomic import atomic_path
-from idplan.envs.shortest_paths import optimal_actions, pick_action
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from idplan.agents.checkpoint import load_checkpoint
 from idplan.agents.evaluation import evaluate_planner
+from idplan.envs import generate_splits
 from idplan.envs.atomic import atomic_path
-from idplan.envs.maze_dataset import generate_splits
 
 
 def main() -> None:

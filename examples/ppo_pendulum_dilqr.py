@@ -26,7 +26,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import idplan.envs  # noqa: F401  (registers the environments)
 from idplan.agents.sb3_policies import ImplicitActorCriticPolicy, controller_policy_kwargs
-from idplan.envs.pendulum import PendulumParams
+from idplan.envs import PendulumParams
 
 
 def average_return(model: PPO, episodes: int, seed: int) -> float:

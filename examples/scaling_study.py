@@ -28,8 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from idplan.envs import generate_splits, write_community
 from idplan.envs.atomic import atomic_path, atomic_write_text
-from idplan.envs.maze_dataset import generate_splits, write_community
 
 
 def dataset(out: Path, size: int, args) -> tuple[Path, int]:

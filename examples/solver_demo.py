@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from idplan.envs import grid_bellman_operator
 from idplan.envs.atomic import atomic_path, atomic_write_text
-from idplan.envs.grid_bellman import grid_bellman_operator
 from idplan.solvers import Anderson, ImplicitAdjoint, fixed_point
 
 

@@ -35,9 +35,7 @@ from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, train_
 from idplan.agents.planner_agent import MappedPlannerAgent
 from idplan.agents.play import record_rollout
 from idplan.agents.visual_mapper import PanoramaMapper
-from idplan.envs.maze_dataset import SPLITS
-from idplan.envs.maze_rollouts import greedy_rollouts
-from idplan.envs.visual_nav_dataset import VisualNavDataset, generate_visual_nav_splits
+from idplan.envs import SPLITS, VisualNavDataset, generate_visual_nav_splits, greedy_rollouts
 
 
 def load_or_generate(args) -> dict[str, VisualNavDataset]:

@@ -39,8 +39,8 @@ from idplan.agents.visual_control import (
     train_end_to_end,
     warm_up,
 )
+from idplan.envs import PendulumParams
 from idplan.envs.atomic import atomic_path
-from idplan.envs.pendulum import PendulumParams
 
 
 def imagined_trajectory_figure(model: VisualILQR, data, path: Path, episode: int = 0, t: int = 20) -> None:

@@ -12,7 +12,7 @@ from idplan.agents.arm_mapper import WorkspaceMapper
 from idplan.agents.cli import main as idplan_main
 from idplan.agents.imitation import TrainConfig
 from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, mapper_metrics, train_mapper
-from idplan.envs.arm_dataset import ArmTorchDataset, generate_arm_dataset
+from idplan.envs import ArmTorchDataset, generate_arm_dataset
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import idplan.agents.cli as cli
 from idplan.agents.checkpoint import build_planner, planner_config, save_checkpoint
 from idplan.agents.imitation import TrainConfig, train_planner
-from idplan.envs.maze_dataset import generate_splits
+from idplan.envs import generate_splits
 
 TINY = ["--size", "7", "--n-train", "48", "--n-valid", "8", "--n-test", "8", "--q-channels", "8"]
 TINY += ["--iterations", "30", "--batch-size", "16", "--epochs", "1", "--quiet"]

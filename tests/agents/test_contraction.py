@@ -5,7 +5,7 @@ import torch
 
 from idplan.agents import PLANNERS, make_planner
 from idplan.agents.contraction import KernelL1Bound
-from idplan.envs.maze_dataset import MazeTorchDataset, generate_dataset
+from idplan.envs import MazeTorchDataset, generate_dataset
 from idplan.solvers import max_norm_gain, pack, state_spec
 
 SMALL = {"gated_vin": {}, "vin": {"q_channels": 8}, "sym_vin": {"q_channels": 2}, "conv_gppn": {"q_channels": 6}}

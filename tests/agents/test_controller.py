@@ -8,7 +8,7 @@ import torch
 
 import idplan.envs  # noqa: F401  (registers the environments)
 from idplan.agents.controller import ILQRController, MPCAgent
-from idplan.envs.pendulum import PendulumParams
+from idplan.envs import PendulumParams
 
 
 def initial_observations(batch=4, seed=0):

@@ -5,7 +5,7 @@ import torch
 
 from idplan.agents import make_planner
 from idplan.agents.group_conv import GroupConv, LiftingConv, cayley_table, group_elements, transform, transform_regular
-from idplan.envs.shortest_paths import move_offsets
+from idplan.envs import move_offsets
 
 
 def action_permutation(element) -> list[int]:

@@ -20,8 +20,7 @@ from idplan.agents.visual_control import (
     train_end_to_end,
     warm_up,
 )
-from idplan.envs.pendulum import PendulumParams
-from idplan.envs.pendulum_pixels import pendulum_frames
+from idplan.envs import PendulumParams, pendulum_frames
 
 
 @pytest.fixture(scope="module")

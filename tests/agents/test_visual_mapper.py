@@ -11,13 +11,12 @@ from idplan.agents.imitation import TrainConfig
 from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, mapper_metrics, train_mapper
 from idplan.agents.planner_agent import MappedPlannerAgent
 from idplan.agents.visual_mapper import PanoramaMapper
-from idplan.envs.maze_dataset import generate_dataset
+from idplan.envs import generate_dataset
 
 
 @pytest.fixture(scope="module")
 def nav_data():
-    from idplan.envs.miniworld_nav import load_maze_world
-    from idplan.envs.visual_nav_dataset import VisualNavDataset, render_panoramas
+    from idplan.envs import VisualNavDataset, load_maze_world, render_panoramas
 
     try:
         load_maze_world()
@@ -78,7 +77,7 @@ def test_the_mapper_learns_through_the_implicit_planner(nav_data):
 
 
 def test_mapped_planner_agent_acts_and_draws_its_map(nav_data):
-    from idplan.envs.miniworld_nav import MiniWorldNavEnv
+    from idplan.envs import MiniWorldNavEnv
 
     model = MappedPlanner(PanoramaMapper(), make_planner("vin", iterations=10))
     env = MiniWorldNavEnv(size=7, render_mode="rgb_array")

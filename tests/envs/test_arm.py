@@ -8,20 +8,23 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import idplan.envs  # noqa: F401
-from idplan.envs.arm_dataset import ArmDataset, generate_arm_dataset
-from idplan.envs.arm_geometry import (
+from idplan.envs import (
     DISC,
     RECTANGLE,
+    ArmDataset,
     ArmGeometry,
     arm_collides,
+    bfs_distances,
     bins_to_angles,
     cspace_maps,
     forward_kinematics,
+    generate_arm_dataset,
+    greedy_rollouts,
+    move_offsets,
+    optimal_actions,
     random_obstacles,
     workspace_images,
 )
-from idplan.envs.maze_rollouts import greedy_rollouts
-from idplan.envs.shortest_paths import bfs_distances, move_offsets, optimal_actions
 
 
 def disc(x, y, r):

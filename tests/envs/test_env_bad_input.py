@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import idplan.envs  # noqa: F401  (registers the environments)
-from idplan.envs.arm import ArmCSpaceEnv
-from idplan.envs.grid_maze import GridMazeEnv
+from idplan.envs import ArmCSpaceEnv, GridMazeEnv
 
 # env id -> the reset options it accepts
 ACCEPTED = {

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from idplan.envs.grid_bellman import MOVES_4, MOVES_8, grid_bellman_operator
+from idplan.envs import MOVES_4, MOVES_8, grid_bellman_operator
 from idplan.solvers import Anderson, fixed_point
 
 from .reference import bfs_distance
@@ -50,7 +50,7 @@ def test_bad_maps_raise():
 
 @pytest.mark.parametrize("moves", [4, 8])
 def test_grid_neighbours_stay_off_the_map_and_wrap_on_a_torus(moves):
-    from idplan.envs.grid_bellman import grid_neighbours
+    from idplan.envs import grid_neighbours
 
     x = torch.arange(2 * 5 * 5, dtype=torch.float64).view(2, 1, 5, 5)
     near, wrapped = grid_neighbours(x, moves), grid_neighbours(x, moves, torus=True)

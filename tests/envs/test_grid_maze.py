@@ -9,8 +9,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import idplan.envs  # noqa: F401  (registers the environments)
-from idplan.envs.grid_maze import BUMP_PENALTY, GOAL_REWARD, STEP_REWARD, GridMazeEnv
-from idplan.envs.shortest_paths import optimal_actions
+from idplan.envs import BUMP_PENALTY, GOAL_REWARD, STEP_REWARD, GridMazeEnv, optimal_actions
 
 CONFIGS = [(moves, generator) for moves in (4, 8) for generator in ("maze", "obstacles")]
 

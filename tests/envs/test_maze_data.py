@@ -7,21 +7,24 @@ import numpy as np
 import pytest
 import torch
 
-from idplan.envs.grid_bellman import MOVES_4, MOVES_8, grid_bellman_operator
-from idplan.envs.maze_dataset import (
+from idplan.envs import (
     IGNORE_INDEX,
+    MOVES_4,
+    MOVES_8,
     MazeDataset,
     MazeTorchDataset,
+    bfs_distances,
     concatenate,
     generate_dataset,
+    generate_maps,
     generate_splits,
+    grid_bellman_operator,
     label_tasks,
     map_digests,
+    optimal_actions,
     read_community,
     write_community,
 )
-from idplan.envs.maze_generation import generate_maps
-from idplan.envs.shortest_paths import bfs_distances, optimal_actions
 from idplan.solvers import fixed_point
 
 from .reference import bfs_distance

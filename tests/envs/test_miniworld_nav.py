@@ -14,8 +14,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import idplan.envs  # noqa: F401
-from idplan.envs.maze_dataset import generate_dataset
-from idplan.envs.miniworld_nav import MiniWorldNavEnv, load_maze_world
+from idplan.envs import MiniWorldNavEnv, generate_dataset, load_maze_world
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +144,7 @@ def test_importing_idplan_envs_does_not_import_miniworld():
 
 
 def test_dataset_panoramas_match_the_env_and_round_trip(MazeWorld, tmp_path):
-    from idplan.envs.visual_nav_dataset import VisualNavDataset, render_panoramas
+    from idplan.envs import VisualNavDataset, render_panoramas
 
     tasks = generate_dataset(3, 7, seed=1, progress=False)
     panoramas = render_panoramas(tasks.free, tasks.goals, chunk=2, progress=False)
@@ -169,7 +168,7 @@ def test_dataset_panoramas_match_the_env_and_round_trip(MazeWorld, tmp_path):
 
 
 def test_parallel_rendering_matches_serial(MazeWorld):
-    from idplan.envs.visual_nav_dataset import render_panoramas
+    from idplan.envs import render_panoramas
 
     tasks = generate_dataset(2, 5, seed=2, progress=False)
     serial = render_panoramas(tasks.free, tasks.goals, progress=False)
@@ -182,7 +181,7 @@ def test_human_mode_shows_each_new_maze(MazeWorld, monkeypatch):
     env = MiniWorldNavEnv(size=7, render_mode="human")
     shown = []  # the maze the 3D world held when each frame was shown
     monkeypatch.setattr(
-        "idplan.envs.maze_rendering.HumanWindow.show", lambda self, surface: shown.append(env.world.free.copy())
+        "idplan.envs.rendering.HumanWindow.show", lambda self, surface: shown.append(env.world.free.copy())
     )
     env.reset(seed=0)
     first = env.free.copy()

@@ -6,7 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import idplan.envs  # noqa: F401
-from idplan.envs.pendulum_pixels import PendulumFrameEnv, pendulum_frames
+from idplan.envs import PendulumFrameEnv, pendulum_frames
 
 
 def test_frames_are_a_deterministic_function_of_the_angle():

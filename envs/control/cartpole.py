@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .control_env import ControlEnv, check_params, params_as_tensors
+from .base import ControlEnv, check_params, params_as_tensors
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .shortest_paths import check_maps, move_offsets
+from .shortest_paths import check_maps
+from .transition import grid_step, move_offsets
 
 
 def greedy_rollouts(
@@ -41,29 +42,24 @@ def greedy_rollouts(
         raise ValueError(
             f"actions and starts must have the maps' shape {free.shape}, got {actions.shape}, {starts.shape}"
         )
-    offsets = np.array(move_offsets(moves), dtype=np.int64)
+    move_offsets(moves)  # a bad move set raises before any walking
+    policy = np.ascontiguousarray(actions).reshape(-1)  # indexed by flat cell
     budget = m * m if max_steps is None else max_steps
     b, r, c = np.nonzero(starts)
     steps = np.full(b.shape, -1, dtype=np.int32)
-    walking = (r != goals[b, 0]) | (c != goals[b, 1])
+    goal_cells = (np.arange(n) * m + goals[:, 0]) * m + goals[:, 1]
+    walkers = (b * m + r) * m + c  # flat cell indices (grid_step's)
+    walking = walkers != goal_cells[b]
     steps[~walking] = 0
     idx = np.flatnonzero(walking)
-    rows, cols = r[idx], c[idx]
+    cells = walkers[idx]
     for t in range(1, budget + 1):
         if idx.size == 0:
             break
-        a = actions[b[idx], rows, cols].astype(np.int64)
-        valid = (a >= 0) & (a < moves)
-        nr = rows + np.where(valid, offsets[a.clip(0, moves - 1), 0], 0)
-        nc = cols + np.where(valid, offsets[a.clip(0, moves - 1), 1], 0)
-        if torus:
-            nr, nc = nr % m, nc % m
-        inside = (nr >= 0) & (nr < m) & (nc >= 0) & (nc < m)
-        ok = inside & free[b[idx], nr.clip(0, m - 1), nc.clip(0, m - 1)]
-        rows, cols = np.where(ok, nr, rows), np.where(ok, nc, cols)
-        arrived = (rows == goals[b[idx], 0]) & (cols == goals[b[idx], 1])
+        cells = grid_step(free, cells, policy[cells], moves, torus)
+        arrived = cells == goal_cells[b[idx]]
         steps[idx[arrived]] = t
-        idx, rows, cols = idx[~arrived], rows[~arrived], cols[~arrived]
+        idx, cells = idx[~arrived], cells[~arrived]
     out = np.full(free.shape, -1, dtype=np.int32)
     out[b, r, c] = steps
     return out

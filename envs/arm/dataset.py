@@ -1,9 +1,9 @@
 """Arm datasets: C-space manipulation tasks with expert labels, workspace images and obstacles.
 
-An :class:`ArmDataset` pairs a :class:`~idplan.envs.maze_dataset.MazeDataset` on the C-space torus
+An :class:`ArmDataset` pairs a :class:`~idplan.envs.maze.MazeDataset` on the C-space torus
 (``free`` = collision-free configurations, goals, BFS distances and optimal actions on the torus)
 with what made it: the obstacles ``[n, K, 5]`` and the ``[n, P, P]`` top-down workspace images (see
-:mod:`.arm_geometry`). :func:`generate_arm_dataset` and :func:`generate_arm_splits` make them
+:mod:`.geometry`). :func:`generate_arm_dataset` and :func:`generate_arm_splits` make them
 (seeded, with a progress bar); :meth:`ArmDataset.save` / :meth:`ArmDataset.load` use ``.npz`` (no
 pickles). :class:`ArmTorchDataset` adds the workspace image and the C-space target to the maze
 training view, for the workspace mapper.
@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_int
-from .arm_geometry import ArmGeometry, check_bins, check_obstacles, cspace_maps, random_obstacles, workspace_images
-from .maze_dataset import (
+from .._checks import check_int
+from ..maze.dataset import (
     SPLITS,
     MazeDataset,
     MazeTorchDataset,
@@ -28,7 +27,8 @@ from .maze_dataset import (
     load_tagged_npz,
     random_free_cells,
 )
-from .progress import progress_bar
+from ..progress import progress_bar
+from .geometry import ArmGeometry, check_bins, check_obstacles, cspace_maps, random_obstacles, workspace_images
 
 FORMAT = "idplan-arm-dataset-v1"
 

@@ -1,8 +1,8 @@
 """Visual-navigation datasets: maze tasks with expert labels and the panoramas of every cell.
 
-A :class:`VisualNavDataset` pairs a :class:`~idplan.envs.maze_dataset.MazeDataset` (maps, goals,
+A :class:`VisualNavDataset` pairs a :class:`~idplan.envs.maze.MazeDataset` (maps, goals,
 BFS labels) with the ``[n, m, m, 4, S, S, 3]`` uint8 panoramas MiniWorld renders from each cell's
-centre (:class:`~idplan.envs.miniworld_world.MazeWorld`; the goal's green box is in the world).
+centre (:class:`~idplan.envs.miniworld.world.MazeWorld`; the goal's green box is in the world).
 :func:`generate_visual_nav_splits` makes them (seeded, with a progress bar; :func:`render_panoramas`
 renders in worker processes); :meth:`VisualNavDataset.save` / :meth:`~VisualNavDataset.load`
 use ``.npz`` (no pickles). :class:`VisualNavTorchDataset` is the training view.
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_int
-from .maze_dataset import SPLITS, MazeDataset, MazeTorchDataset, generate_splits, load_tagged_npz
-from .progress import progress_bar
+from .._checks import check_int
+from ..maze.dataset import SPLITS, MazeDataset, MazeTorchDataset, generate_splits, load_tagged_npz
+from ..progress import progress_bar
 
 FORMAT = "idplan-visual-nav-dataset-v1"
 
@@ -84,7 +84,7 @@ class VisualNavDataset:
 
 def _render_chunk(free: np.ndarray, goals: np.ndarray, view_size: int) -> np.ndarray:
     """Panoramas ``[k, m, m, 4, S, S, 3]`` of ``k`` mazes, with one world (run in a worker)."""
-    from .miniworld_nav import load_maze_world
+    from .env import load_maze_world
 
     world = load_maze_world()(free[0], tuple(goals[0]), view_size)
     try:
@@ -148,7 +148,7 @@ def generate_visual_nav_splits(
     progress: bool = True,
 ) -> dict[str, VisualNavDataset]:
     """Train, validation and test sets of GPPN-style mazes (distinct maps across splits, as
-    :func:`~idplan.envs.maze_dataset.generate_splits`) with the panoramas of every cell."""
+    :func:`~idplan.envs.maze.generate_splits`) with the panoramas of every cell."""
     tasks = generate_splits(size, n_train, n_valid, n_test, seed=seed, progress=progress)
     return {
         name: VisualNavDataset(

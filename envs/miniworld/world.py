@@ -1,7 +1,7 @@
 """A grid maze built as a MiniWorld 3D world, and the egocentric views rendered in it.
 
 This module imports MiniWorld (and through it pyglet and OpenGL), so nothing imports it at package
-import: :mod:`.miniworld_nav` loads it when the first world is built. With no display (no
+import: :mod:`.env` loads it when the first world is built. With no display (no
 ``DISPLAY``/``WAYLAND_DISPLAY`` on Linux) it switches pyglet to headless rendering first (Mesa's EGL
 renders off-screen; Debian packages ``libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglu1-mesa``);
 where there is a display, pyglet keeps its windowed default. ``PYGLET_HEADLESS=true`` forces headless.

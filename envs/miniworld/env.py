@@ -3,7 +3,7 @@
 MiniWorld is an optional extra (``pip install "idplan[miniworld]"``) and is imported only when the
 first world is built (:func:`load_maze_world`), never when :mod:`idplan.envs` is imported: on a
 machine with no display, importing it needs pyglet's headless mode, which
-:mod:`.miniworld_world` sets before the import.
+:mod:`.world` sets before the import.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from ._checks import check_int
-from .grid_maze import GridMazeEnv
+from .._checks import check_int
+from ..maze.env import GridMazeEnv
 
 SYSTEM_PACKAGES = "libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglu1-mesa"
 VIEWS = 4  # N, W, S, E
 
 
 def load_maze_world():
-    """The :class:`~idplan.envs.miniworld_world.MazeWorld` class (imports MiniWorld), or an
+    """The :class:`~idplan.envs.miniworld.world.MazeWorld` class (imports MiniWorld), or an
     ``ImportError`` that says what to install."""
     try:
-        from .miniworld_world import MazeWorld
+        from .world import MazeWorld
     except ImportError as error:
         raise ImportError(
             "idplan/MiniWorldNav-v0 needs MiniWorld: pip install 'idplan[miniworld]' "
@@ -44,7 +44,7 @@ class MiniWorldNavEnv(GridMazeEnv):
     ## Description
     The task is GridMaze's (a maze drawn by GPPN's generator, a goal, a start, the BFS expert), but
     the map is hidden: the maze is built as a MiniWorld 3D world (textured wall blocks on obstacle
-    cells, a green box on the goal; :class:`~idplan.envs.miniworld_world.MazeWorld`) and the agent
+    cells, a green box on the goal; :class:`~idplan.envs.miniworld.world.MazeWorld`) and the agent
     sees RGB views from the cells' centres. This is the visual-navigation task of GPPN and of the
     implicit differentiable planning paper: a mapper learns the map from the panoramas of all
     cells, and a planner plans on it.
@@ -160,7 +160,7 @@ class MiniWorldNavEnv(GridMazeEnv):
         self._overlay_occupancy = None
 
     def _make_renderer(self):
-        from .miniworld_rendering import NavigationRenderer
+        from .rendering import NavigationRenderer
 
         return NavigationRenderer(self.size, self.panel)
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arm_geometry import DISC, RECTANGLE, ArmGeometry, bins_to_angles, forward_kinematics
-from .maze_rendering import AGENT, GOAL, TRAIL, MazeRenderer, import_pygame, surface_array
+from ..maze.rendering import AGENT, GOAL, TRAIL, MazeRenderer
+from ..rendering import import_pygame, surface_array
+from .geometry import DISC, RECTANGLE, ArmGeometry, bins_to_angles, forward_kinematics
 
 BACKGROUND = (236, 236, 232)
 OBSTACLE = (48, 52, 60)

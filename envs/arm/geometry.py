@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import check_int
+from .._checks import check_int
 
 NONE, DISC, RECTANGLE = 0, 1, 2
 OBSTACLE_FIELDS = 5  # kind, x, y, a, b

@@ -16,8 +16,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ._checks import check_reset_options
-from .maze_rendering import HumanWindow, import_pygame, surface_array
+from .._checks import check_reset_options
+from ..rendering import HumanWindow, import_pygame, surface_array
 
 
 def check_params(params: Any, positive: tuple[str, ...], non_negative: tuple[str, ...]) -> None:

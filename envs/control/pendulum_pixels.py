@@ -1,7 +1,7 @@
 """The pendulum seen from pixels: ``idplan/PendulumPixels-v0``.
 
 :func:`pendulum_frames` draws the pendulum as an anti-aliased line from the image centre at its
-angle (a pure function of the angle). :class:`PendulumFrameEnv` is :class:`~idplan.envs.pendulum.PendulumEnv`
+angle (a pure function of the angle). :class:`PendulumFrameEnv` is :class:`~idplan.envs.control.PendulumEnv`
 (the same dynamics, reward and starts) whose observation is that frame; the registered id wraps it
 in Gymnasium's ``FrameStackObservation`` so velocity is observable: the observation is
 ``[frame_stack, size, size]`` uint8, **oldest frame first, newest last**; after ``reset`` the stack
@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import FrameStackObservation
 
-from ._checks import check_int
+from .._checks import check_int
 from .pendulum import PendulumEnv, PendulumParams
 
 ROD_LENGTH = 0.42  # of the image side, from the centre
@@ -44,7 +44,7 @@ def pendulum_frames(theta: np.ndarray, size: int = 64) -> np.ndarray:
 
 
 class PendulumFrameEnv(PendulumEnv):
-    """:class:`~idplan.envs.pendulum.PendulumEnv` observed through one ``[size, size]`` uint8 frame.
+    """:class:`~idplan.envs.control.PendulumEnv` observed through one ``[size, size]`` uint8 frame.
 
     Everything else (dynamics, reward, starts, ``info["state"]``, ``options["state"]``) is the
     pendulum's. ``render()`` returns the frame itself (RGB, scaled up to at least 256 pixels).
@@ -78,7 +78,7 @@ class PendulumFrameEnv(PendulumEnv):
         if self.render_mode == "rgb_array":
             return rgb
         if self._window is None:
-            from .maze_rendering import HumanWindow, import_pygame
+            from ..rendering import HumanWindow, import_pygame
 
             self._pygame = import_pygame()
             self._window = HumanWindow("idplan PendulumPixels", self.metadata["render_fps"])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .maze_rendering import MazeRenderer, import_pygame, surface_array
+from ..maze.rendering import MazeRenderer
+from ..rendering import import_pygame, surface_array
 
 GAP = 8  # pixels between panels
 BACKGROUND = (255, 255, 255)

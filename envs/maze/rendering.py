@@ -9,9 +9,9 @@ environment itself works without it.
 from __future__ import annotations
 
 import numpy as np
-from gymnasium.error import DependencyNotInstalled
 
-from .shortest_paths import move_offsets
+from ..rendering import import_pygame, surface_array
+from .transition import move_offsets
 
 WALL = np.array([48, 52, 60], dtype=np.uint8)
 FREE = np.array([236, 236, 232], dtype=np.uint8)
@@ -21,50 +21,6 @@ TRAIL = (120, 160, 235)
 ARROW = (20, 20, 20)
 # a perceptually ordered ramp (dark purple -> teal -> yellow) for value heat maps
 HEAT_RAMP = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
-
-
-def import_pygame():
-    """Import pygame, or raise an error that names the extra to install."""
-    try:
-        import pygame
-    except ImportError as error:
-        raise DependencyNotInstalled(
-            'pygame is not installed: run `pip install "idplan[render]"` to render grid mazes'
-        ) from error
-    return pygame
-
-
-class HumanWindow:
-    """The pygame window of an env's ``render_mode="human"``: opened on the first frame, paced at ``fps``."""
-
-    def __init__(self, caption: str, fps: int):
-        self.pygame = import_pygame()
-        self.caption, self.fps = caption, fps
-        self._display = None
-        self._clock = None
-
-    def show(self, surface) -> None:
-        pg = self.pygame
-        if self._display is None:
-            pg.display.init()
-            pg.display.set_caption(self.caption)
-            self._display = pg.display.set_mode(surface.get_size())
-            self._clock = pg.time.Clock()
-        pg.event.pump()
-        self._display.blit(surface, (0, 0))
-        pg.display.flip()
-        self._clock.tick(self.fps)
-
-    def close(self) -> None:
-        if self._display is not None:
-            self.pygame.display.quit()
-            self._display = None
-
-
-def surface_array(surface) -> np.ndarray:
-    """A pygame surface as an ``[H, W, 3]`` uint8 array."""
-    pygame = import_pygame()
-    return np.ascontiguousarray(pygame.surfarray.array3d(surface).transpose(1, 0, 2))
 
 
 def heat_colours(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -8,10 +8,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ._checks import check_reset_options
-from .maze_dataset import random_free_cells
-from .maze_generation import GENERATORS, generate_maps
-from .shortest_paths import bfs_distances, move_offsets
+from .._checks import check_reset_options
+from .dataset import random_free_cells
+from .generation import GENERATORS, generate_maps
+from .shortest_paths import bfs_distances
+from .transition import grid_step, move_offsets
 
 STEP_REWARD = -0.01
 BUMP_PENALTY = -0.1
@@ -27,12 +28,13 @@ class GridMazeEnv(gym.Env):
     depth-first backtracker maze with interior walls removed at a per-maze rate drawn from
     U[0, 1]) or VIN's random rectangular obstacles. This is the 2D-navigation task of the
     implicit differentiable planning papers; datasets of the same tasks with expert labels come
-    from :func:`idplan.envs.maze_dataset.generate_dataset`.
+    from :func:`idplan.envs.maze.generate_dataset`.
 
     ## Action Space
     ``Discrete(4)``: 0 North (row - 1), 1 West (column - 1), 2 South (row + 1), 3 East
     (column + 1). With ``moves=8``, ``Discrete(8)`` adds 4 North-West, 5 South-West, 6 South-East,
-    7 North-East. A move into an obstacle or off the map leaves the agent in place (a bump).
+    7 North-East. A move into an obstacle or off the map leaves the agent in place (a bump); moves
+    are :func:`~idplan.envs.maze.transition.grid_step`'s, as in the datasets and rollouts.
 
     ## Observation Space
     A ``Dict``:
@@ -89,7 +91,7 @@ class GridMazeEnv(gym.Env):
             raise ValueError(f"size must be an int >= 5, got {size!r}")
         if generator not in GENERATORS:
             raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
-        self.offsets = np.array(move_offsets(moves), dtype=np.int64)
+        move_offsets(moves)  # 4 or 8, else ValueError
         if max_episode_steps is None:
             max_episode_steps = 2 * size * size
         if not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1:
@@ -180,12 +182,11 @@ class GridMazeEnv(gym.Env):
             raise RuntimeError("GridMazeEnv: call reset() before step()")
         if not self.action_space.contains(action):
             raise ValueError(f"action must be an int in [0, {self.moves}), got {action!r}")
-        row, col = np.array(self.position) + self.offsets[int(action)]
-        if self.torus:
-            row, col = row % self.size, col % self.size
-        bumped = not (0 <= row < self.size and 0 <= col < self.size and self.free[row, col])
+        cell = self.position[0] * self.size + self.position[1]
+        reached = int(grid_step(self.free, cell, int(action), self.moves, self.torus))
+        bumped = reached == cell
         if not bumped:
-            self.position = (int(row), int(col))
+            self.position = divmod(reached, self.size)
             self.trail.append(self.position)
         self.steps += 1
         terminated = self.position == self.goal
@@ -277,14 +278,14 @@ class GridMazeEnv(gym.Env):
         if self.render_mode == "rgb_array":
             return self._renderer.to_array()
         if self._window is None:
-            from .maze_rendering import HumanWindow
+            from ..rendering import HumanWindow
 
             self._window = HumanWindow(self._caption(), self.metadata["render_fps"])
         self._window.show(surface)
         return None
 
     def _make_renderer(self):
-        from .maze_rendering import MazeRenderer
+        from .rendering import MazeRenderer
 
         return MazeRenderer(self.size)
 

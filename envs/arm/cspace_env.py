@@ -1,14 +1,14 @@
-"""A planar two-link arm among obstacles: ``idplan/ArmCSpace-v0`` and ``idplan/ArmWorkspace-v0``."""
+"""A planar two-link arm among obstacles, planned on its configuration space: ``idplan/ArmCSpace-v0``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
-from ._checks import check_int
-from .arm_geometry import (
+from .._checks import check_int
+from ..maze.env import GridMazeEnv
+from .geometry import (
     ArmGeometry,
     bins_to_angles,
     check_bins,
@@ -16,11 +16,7 @@ from .arm_geometry import (
     cspace_maps,
     forward_kinematics,
     random_obstacles,
-    workspace_images,
 )
-from .grid_maze import GridMazeEnv
-
-WORKSPACE_PIXELS = 96
 
 
 class ArmCSpaceEnv(GridMazeEnv):
@@ -28,13 +24,13 @@ class ArmCSpaceEnv(GridMazeEnv):
 
     ## Description
     A two-link arm (links 0.5 and 0.4 m, base at the centre of the ``[-1, 1]^2`` workspace; see
-    :mod:`idplan.envs.arm_geometry`) shares the workspace with 0 to ``max_obstacles`` random discs
+    :mod:`idplan.envs.arm.geometry`) shares the workspace with 0 to ``max_obstacles`` random discs
     and rectangles. Each joint angle is discretised into ``bins`` bins (18: 20 degrees per bin;
     36: 10 degrees); the configuration space (C-space) is the ``bins x bins`` torus of bin pairs,
     with a cell occupied when either link meets an obstacle (exact segment tests at the bin's
     configuration). Start and goal are collision-free configurations connected on the torus. This
     is the C-space manipulation task of the implicit differentiable planning paper: the same
-    planners as on :class:`~idplan.envs.grid_maze.GridMazeEnv` apply, with circular padding.
+    planners as on :class:`~idplan.envs.maze.GridMazeEnv` apply, with circular padding.
 
     ## Action Space
     ``Discrete(4)``: 0 ``q1 - 1 bin``, 1 ``q2 - 1 bin``, 2 ``q1 + 1 bin``, 3 ``q2 + 1 bin`` (GridMaze's
@@ -48,7 +44,7 @@ class ArmCSpaceEnv(GridMazeEnv):
     ## Rewards, Episode End, Info
     As GridMaze's (-0.01 a step, -0.1 more for a bump, +1 at the goal; ``"distance"``,
     ``"optimal_length"``, ``"bumped"``, ``"is_success"``), distances measured on the torus. ``info``
-    also has ``"obstacles"`` (``[max_obstacles, 5]``, see :mod:`.arm_geometry`).
+    also has ``"obstacles"`` (``[max_obstacles, 5]``, see :mod:`.geometry`).
 
     ## Starting State
     On ``reset`` obstacles are drawn, then the goal and the start among the collision-free
@@ -59,7 +55,7 @@ class ArmCSpaceEnv(GridMazeEnv):
     ## Arguments
     - ``bins``: bins per joint (default 18; an int >= 5).
     - ``max_obstacles``: default 5.
-    - ``geometry``: an :class:`~idplan.envs.arm_geometry.ArmGeometry` (link lengths, workspace).
+    - ``geometry``: an :class:`~idplan.envs.arm.ArmGeometry` (link lengths, workspace).
     - ``max_episode_steps``: default ``2 * bins * bins``.
     - ``render_mode``: ``None``, ``"human"`` or ``"rgb_array"``: the workspace with the arm, its
       end-effector trail and the goal pose as a ghost, beside the C-space map with the path.
@@ -117,7 +113,7 @@ class ArmCSpaceEnv(GridMazeEnv):
     # render() is GridMaze's: the frame shows the workspace (arm, end-effector trail, goal ghost)
     # beside the C-space map with the path and any overlay
     def _make_renderer(self):
-        from .arm_rendering import ArmRenderer
+        from .rendering import ArmRenderer
 
         return ArmRenderer(self.bins, self.geometry)
 
@@ -126,47 +122,3 @@ class ArmCSpaceEnv(GridMazeEnv):
 
     def _caption(self) -> str:
         return f"idplan arm {self.bins}x{self.bins}"
-
-
-class ArmWorkspaceEnv(ArmCSpaceEnv):
-    """The arm task seen from above: the planner gets the workspace image, not the C-space.
-
-    Everything is as in :class:`ArmCSpaceEnv` but the observation:
-
-    - ``"workspace"``: ``MultiBinary((96, 96))`` int8, the top-down obstacle image (row 0 at
-      ``y = 1``, column 0 at ``x = -1``; see :mod:`.arm_geometry`);
-    - ``"goal"``: ``MultiDiscrete([bins, bins])``, the goal configuration's bins;
-    - ``"position"``: ``MultiDiscrete([bins, bins])``, the current configuration's bins.
-
-    The C-space stays hidden from the agent; ``info["cspace"]`` (``[bins, bins]`` int8, 1 where the
-    arm collides) carries it for supervision and evaluation. A learned mapper
-    (:class:`idplan.agents.arm_mapper.WorkspaceMapper`) turns the image into a C-space map.
-    """
-
-    def __init__(self, bins: int = 18, pixels: int = WORKSPACE_PIXELS, **kwargs):
-        super().__init__(bins, **kwargs)
-        self.pixels = check_int(pixels, "pixels", 8)
-        self.observation_space = spaces.Dict(
-            {
-                "workspace": spaces.MultiBinary((self.pixels, self.pixels)),
-                "goal": spaces.MultiDiscrete([self.bins, self.bins]),
-                "position": spaces.MultiDiscrete([self.bins, self.bins]),
-            }
-        )
-        self._image: np.ndarray | None = None
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self._image = None
-        return super().reset(seed=seed, options=options)
-
-    def _observation(self) -> dict[str, np.ndarray]:
-        if self._image is None:
-            self._image = workspace_images(self.obstacles[None], self.pixels, self.geometry)[0].astype(np.int8)
-        return {
-            "workspace": self._image.copy(),
-            "goal": np.array(self.goal, dtype=np.int64),
-            "position": np.array(self.position, dtype=np.int64),
-        }
-
-    def _info(self, bumped: bool) -> dict[str, Any]:
-        return {**super()._info(bumped), "cspace": (~self.free).astype(np.int8)}

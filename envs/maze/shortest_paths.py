@@ -1,11 +1,12 @@
 """Shortest paths on batches of grid maps: breadth-first search vectorised over the batch.
 
-All functions are pure numpy over a batch of maps ``free`` (``[n, m, m]`` bool, ``True`` on free
-cells). Moves follow :data:`~idplan.envs.grid_bellman.MOVES_4` / ``MOVES_8``: a move is allowed
-when its destination is a free cell on the map (a diagonal may pass between two obstacles); every
-move costs one step. With ``torus=True`` the map wraps around (a move off one edge enters on the
-opposite one), as the configuration space of two revolute joints does. The move set is symmetric, so the distance *to* the goal is the BFS distance
-*from* the goal.
+All functions take and return numpy arrays over a batch of maps ``free`` (``[n, m, m]`` bool,
+``True`` on free cells). Moves are :mod:`~idplan.envs.maze.transition`'s (:func:`grid_step` for the
+search, its dense form :func:`grid_neighbours` for the optimal actions): a move is allowed when its
+destination is a free cell on the map (a diagonal may pass between two obstacles); every move costs
+one step. With ``torus=True`` the map wraps around (a move off one edge enters on the opposite one),
+as the configuration space of two revolute joints does. The move set is symmetric, so the distance
+*to* the goal is the BFS distance *from* the goal.
 
 The BFS keeps the frontier as a flat array of cell indices over the whole batch, so each level
 costs time proportional to the frontier (not to ``n * m * m``), and the total work is linear in the
@@ -15,24 +16,16 @@ number of cells, with one numpy pass per BFS level for the whole batch.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from .grid_bellman import MOVES_4, MOVES_8
+from .transition import grid_neighbours, grid_step
 
 UNREACHABLE = -1
 
 
-def move_offsets(moves: int) -> tuple[tuple[int, int], ...]:
-    """The ``(row, column)`` offsets of the ``moves`` (4 or 8) actions, in action order."""
-    if moves == 4:
-        return MOVES_4
-    if moves == 8:
-        return MOVES_8
-    raise ValueError(f"moves must be 4 or 8, got {moves!r}")
-
-
 def check_maps(free: np.ndarray, name: str = "free") -> np.ndarray:
-    """Validate a batch of maps ``[n, m, m]`` (bool, or 0/1 integers); returns it as bool."""
-    free = np.asarray(free)
+    """Validate a batch of maps ``[n, m, m]`` (bool, or 0/1 integers); returns it as a contiguous bool array."""
+    free = np.ascontiguousarray(free)
     if free.ndim != 3 or free.shape[1] != free.shape[2]:
         raise ValueError(f"{name} must be a batch of square maps [n, m, m], got shape {free.shape}")
     if free.dtype != np.bool_:
@@ -67,27 +60,16 @@ def bfs_distances(free: np.ndarray, goals: np.ndarray, moves: int = 4, torus: bo
     if not free[np.arange(n), goals[:, 0], goals[:, 1]].all():
         raise ValueError("a goal lies on an obstacle")
 
-    open_cells = free.ravel()
-    dist = np.full(open_cells.shape, UNREACHABLE, dtype=np.int32)
-    offsets = np.array(move_offsets(moves), dtype=np.int64)
+    dist = np.full(n * m * m, UNREACHABLE, dtype=np.int32)
+    actions = np.arange(moves)
     frontier = (np.arange(n, dtype=np.int64) * m + goals[:, 0]) * m + goals[:, 1]
     dist[frontier] = 0
-    first_seen = np.empty(open_cells.shape, dtype=np.int64)  # scratch for de-duplication
+    first_seen = np.empty(dist.shape, dtype=np.int64)  # scratch for de-duplication
     level = 0
     while frontier.size:
         level += 1
-        map_row, col = np.divmod(frontier, m)  # map_row = map index * m + row
-        row = map_row % m
-        nbr_row = row[:, None] + offsets[None, :, 0]
-        nbr_col = col[:, None] + offsets[None, :, 1]
-        if torus:
-            nbr_row, nbr_col = nbr_row % m, nbr_col % m
-            inside = np.ones(nbr_row.shape, dtype=bool)
-        else:
-            inside = (nbr_row >= 0) & (nbr_row < m) & (nbr_col >= 0) & (nbr_col < m)
-        nbr = ((map_row - row)[:, None] + nbr_row) * m + nbr_col
-        nbr = nbr[inside]
-        nbr = nbr[open_cells[nbr] & (dist[nbr] == UNREACHABLE)]
+        nbr = grid_step(free, frontier[:, None], actions, moves, torus).ravel()
+        nbr = nbr[dist[nbr] == UNREACHABLE]  # a bump stays on the frontier, which has its distance
         # keep one copy of each cell: the entry whose position the scratch array remembers
         order = np.arange(nbr.size)
         first_seen[nbr] = order
@@ -105,26 +87,13 @@ def optimal_actions(free: np.ndarray, dist: np.ndarray, moves: int = 4, torus: b
     ``torus``: the map wraps around (as in :func:`bfs_distances`).
     """
     free = check_maps(free)
-    n, m, _ = free.shape
     if dist.shape != free.shape:
         raise ValueError(f"dist must have the maps' shape {free.shape}, got {dist.shape}")
-    out = np.empty((n, moves, m, m), dtype=bool)
-    for a, offset in enumerate(move_offsets(moves)):
-        nxt = neighbour_values(dist, offset, UNREACHABLE, torus)
-        out[:, a] = (dist > 0) & (nxt >= 0) & (nxt == dist - 1)
-    return out
-
-
-def neighbour_values(grid: np.ndarray, offset: tuple[int, int], fill, torus: bool = False) -> np.ndarray:
-    """``grid[..., row + dr, col + dc]`` for every cell of ``grid`` ``[..., m, m]``: wrapped around
-    on a torus, ``fill`` where the neighbour is off the map otherwise."""
-    dr, dc = offset
-    if torus:
-        return np.roll(grid, (-dr, -dc), axis=(-2, -1))
-    m = grid.shape[-1]
-    padded = np.full(grid.shape[:-2] + (m + 2, m + 2), fill, dtype=grid.dtype)
-    padded[..., 1:-1, 1:-1] = grid
-    return padded[..., 1 + dr : 1 + dr + m, 1 + dc : 1 + dc + m]
+    # the distance each move leads to, obstacles aside: an obstacle's -1 (or a move off the map, which
+    # stays on the cell's own distance) is never d - 1 for d > 0
+    dist = torch.from_numpy(np.ascontiguousarray(dist))[:, None]
+    ahead = grid_neighbours(dist, moves, torus)[:, :, 0]
+    return ((dist > 0) & (ahead == dist - 1)).numpy()
 
 
 def pick_action(multi_hot: np.ndarray, rng: np.random.Generator) -> np.ndarray:

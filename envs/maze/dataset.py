@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .maze_generation import generate_maps
-from .progress import progress_bar
+from ..progress import progress_bar
+from .generation import generate_maps
 from .shortest_paths import bfs_distances, check_maps, optimal_actions, pick_action
 
 FORMAT = "idplan-maze-dataset-v1"
@@ -186,7 +186,7 @@ def generate_dataset(
     Args:
         n: number of tasks.
         size: map side (>= 5).
-        generator: ``"maze"`` (GPPN's) or ``"obstacles"`` (VIN's); see :mod:`.maze_generation`.
+        generator: ``"maze"`` (GPPN's) or ``"obstacles"`` (VIN's); see :mod:`.generation`.
         moves: 4 or 8.
         seed: an int, a ``numpy.random.Generator`` or ``None`` (fresh entropy).
         unique: no map appears twice.
