@@ -37,9 +37,16 @@ def planner_config(name: str, **options: Any) -> dict[str, Any]:
     return config
 
 
+LEGACY_ADJOINT_KEYS = {"backward_solver": "linear_solver", "backward_iterations": "max_iter", "backward_tol": "rtol"}
+
+
 def build_planner(config: dict[str, Any]) -> Planner:
-    """Build a planner from :func:`planner_config`'s recipe."""
+    """Build a planner from :func:`planner_config`'s recipe (recipes saved before planners took
+    ``adjoint=`` name its options ``backward_solver``/``backward_iterations``/``backward_tol``)."""
     options = dict(config)
+    legacy = {LEGACY_ADJOINT_KEYS[key]: options.pop(key) for key in list(options) if key in LEGACY_ADJOINT_KEYS}
+    if legacy:
+        options["adjoint"] = {**{k: v for k, v in legacy.items() if v is not None}, **options.get("adjoint", {})}
     return make_planner(options.pop("name"), **options)
 
 

@@ -36,9 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..envs.arm_dataset import ArmDataset, generate_arm_splits
+from ..envs import SPLITS, ArmDataset, MazeDataset, generate_arm_splits, generate_splits, load_maze_file, task_nbytes
 from ..envs.atomic import atomic_write_text
-from ..envs.maze_dataset import SPLITS, MazeDataset, generate_splits, load_maze_file, task_nbytes
 from ..solvers import LINEAR_SOLVERS, SOLVERS
 from . import MODES, PLANNERS
 from .checkpoint import build_planner, load_checkpoint, planner_config, save_checkpoint
@@ -257,10 +256,10 @@ def _planner_config(args, torus: bool) -> dict[str, Any]:
         iterations=args.iterations,
         tol=args.tol,
         solver=args.solver,
-        backward_solver=args.backward_solver,
-        backward_iterations=args.backward_iterations,
         kernel_size=args.kernel_size,
     )
+    adjoint = {"linear_solver": args.backward_solver, "max_iter": args.backward_iterations}
+    options["adjoint"] = {key: value for key, value in adjoint.items() if value is not None}
     if args.q_channels is not None:
         options["q_channels"] = args.q_channels
     if args.value_bound is not None:

@@ -1,6 +1,6 @@
 """The differentiable-planner pipeline shared by VIN, ConvGPPN, GPPN and SymVIN.
 
-map (and goal) ``[B, C, m, m]`` -> (optional mapper) -> reward map ``r`` -> fixed point of a
+map (and goal) ``[B, C, m, m]`` -> reward map ``r`` -> fixed point of a
 Bellman-like step ``s = f(s, r; theta)`` (input injected, weights tied) -> policy logits
 ``[B, A, m, m]`` for every cell and action.
 
@@ -28,6 +28,7 @@ from ..solvers import (
     NonConvergenceWarning,
     Solution,
     fixed_point,
+    make_adjoint,
     make_solver,
     max_norm_gain,
     pack,
@@ -97,7 +98,6 @@ class Planner(nn.Module):
         hidden: channels ``l_h`` of the 3x3 input encoder (paper: 150).
         kernel_size: ``F`` of the step's convolutions (odd).
         padding: ``"zeros"`` (mazes) or ``"circular"`` (maps on a torus).
-        mapper: optional module turning raw observations into the ``[B, C, m, m]`` map.
         mode: ``"implicit"`` or ``"explicit"``.
         iterations: explicit: the number of unrolled steps ``K``; implicit: the forward cap.
             ``None`` (default) follows the map: implicit, :func:`default_forward_cap` (``max(200,
@@ -111,14 +111,16 @@ class Planner(nn.Module):
             residual for the same accuracy.
         solver: implicit forward solver (``"forward"``, ``"anderson"``, ``"broyden"`` or an object);
             ``None`` for the planner's default (``default_solver``).
-        backward_solver: implicit adjoint's linear solver (``"gmres"``, ``"anderson"``, ...); ``None``
-            for the planner's default (``default_backward_solver``).
-        backward_iterations: ``K_bwd``, the adjoint's cap. ``None`` (default): the forward cap,
-            so that the adjoint runs to ``backward_tol``, and one that still stops short raises
+        adjoint: how implicit mode is differentiated, an adjoint object or a plain dict of
+            :class:`~idplan.solvers.ImplicitAdjoint` options (what a checkpoint stores).
+            ``None`` (default): ``ImplicitAdjoint`` with the planner's ``default_backward_solver``,
+            ``rtol=1e-4``, and ``max_iter=None``, which here means the forward cap: the adjoint runs
+            to tolerance, and one that still stops short raises
             :class:`~idplan.solvers.ConvergenceError` in ``backward()`` (the gradient would not be
-            exact; the training loop skips such a step and counts it); a number is a deliberately
-            truncated budget (the papers' ``K_bwd = 15``), whose outcome is only reported.
-        backward_tol: adjoint relative tolerance.
+            exact; the training loop skips such a step and counts it). An int ``max_iter`` is a
+            deliberately truncated budget (the papers' ``K_bwd = 15``), whose outcome is reported
+            in :meth:`PlanOutput.backward_stats`. ``PhantomAdjoint(...)`` gives the one-step
+            (Jacobian-free) gradient.
 
     The defaults make the implicit gradient exact up to the tolerances on a planner whose step
     contracts: forward and adjoint run to tolerance, with caps that grow with the map.
@@ -140,14 +142,11 @@ class Planner(nn.Module):
         hidden: int = 150,
         kernel_size: int = 3,
         padding: str = "zeros",
-        mapper: nn.Module | None = None,
         mode: str = "implicit",
         iterations: int | None = None,
         tol: float | None = None,
         solver: Any = None,
-        backward_solver: Any = None,
-        backward_iterations: int | None = None,
-        backward_tol: float = 1e-4,
+        adjoint: Any = None,
     ):
         super().__init__()
         if padding not in PADDINGS:
@@ -160,25 +159,31 @@ class Planner(nn.Module):
             )
         self.actions, self.in_channels, self.hidden = actions, in_channels, hidden
         self.kernel_size, self.padding = kernel_size, padding
-        self.mapper = mapper
         self.mode = mode
-        for name, value in (("iterations", iterations), ("backward_iterations", backward_iterations)):
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1 or None (follow the map), got {value}")
+        if iterations is not None and iterations < 1:
+            raise ValueError(f"iterations must be >= 1 or None (follow the map), got {iterations}")
         self.iterations = iterations
-        for name, value in (("tol", tol), ("backward_tol", backward_tol)):
-            if value is not None and not (isinstance(value, (int, float)) and 0 < value < float("inf")):
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        if tol is not None and not (isinstance(tol, (int, float)) and 0 < tol < float("inf")):
+            raise ValueError(f"tol must be a positive finite number, got {tol!r}")
         self.tol = tol if tol is not None else self.default_tol
         self.solver = make_solver(solver if solver is not None else self.default_solver)
-        self.backward_iterations = backward_iterations
-        self.adjoint = ImplicitAdjoint(
-            linear_solver=backward_solver if backward_solver is not None else self.default_backward_solver,
-            max_iter=backward_iterations if backward_iterations is not None else 1,  # None: set per map
-            rtol=backward_tol,
-            throw=backward_iterations is None,  # to tolerance: a miss is an error, not an inexact gradient
-            warn=False,  # a chosen K_bwd truncates on purpose; the outcome is in the solution's stats
-        )
+        self.adjoint = self.resolve_adjoint(adjoint)
+
+    def resolve_adjoint(self, adjoint: Any) -> Any:
+        """An adjoint object from ``adjoint`` (``None``, a dict of ``ImplicitAdjoint`` options, a name
+        or an object), with the planner's default linear solver where it names none."""
+        if adjoint is None or isinstance(adjoint, dict):
+            options = {"rtol": 1e-4, "warn": False, **(adjoint or {})}
+            try:
+                adjoint = ImplicitAdjoint(**options)
+            except TypeError as error:
+                raise ValueError(
+                    f"adjoint options must be ImplicitAdjoint's, got {sorted(options)}: {error}"
+                ) from error
+        adjoint = make_adjoint(adjoint)
+        if isinstance(adjoint, ImplicitAdjoint) and adjoint.linear_solver is None:
+            adjoint = replace(adjoint, linear_solver=self.default_backward_solver)
+        return adjoint
 
     # ------------------------------------------------------------------ hooks
     def encode(self, maps: torch.Tensor) -> torch.Tensor:
@@ -231,14 +236,12 @@ class Planner(nn.Module):
             raise ValueError(f"{type(self).__name__} got maps with non-finite values (NaN or inf)")
 
     def reward_map(self, observation: torch.Tensor) -> torch.Tensor:
-        """The encoded ``r`` the step iterates with, from the ``[B, C, m, m]`` map (or the mapper's
-        input), after checking the map."""
-        maps = self.mapper(observation) if self.mapper is not None else observation
-        self.check_input(maps)
-        return self.encode(maps)
+        """The encoded ``r`` the step iterates with, from the ``[B, C, m, m]`` map, after checking it."""
+        self.check_input(observation)
+        return self.encode(observation)
 
     def forward(self, observation: torch.Tensor, mode: str | None = None) -> PlanOutput:
-        """Plan on a batch: ``observation`` is the ``[B, C, m, m]`` map (or the mapper's input)."""
+        """Plan on a batch: ``observation`` is the ``[B, C, m, m]`` map."""
         r = self.reward_map(observation)
         mode = self.mode if mode is None else mode
         if mode not in MODES:
@@ -293,7 +296,9 @@ class Planner(nn.Module):
 
     def _solve(self, r: torch.Tensor) -> Solution:
         cap = self.forward_cap(r.shape[-1])
-        adjoint = self.adjoint if self.backward_iterations is not None else replace(self.adjoint, max_iter=cap)
+        adjoint = self.adjoint
+        if isinstance(adjoint, ImplicitAdjoint) and adjoint.max_iter is None:  # to tolerance, under the forward cap
+            adjoint = replace(adjoint, max_iter=cap, throw=True if adjoint.throw is None else adjoint.throw)
         with warnings.catch_warnings():
             # a capped forward budget is a choice, not an error: the outcome is in the stats
             warnings.simplefilter("ignore", NonConvergenceWarning)

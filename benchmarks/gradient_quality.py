@@ -32,7 +32,7 @@ import torch
 from idplan.agents.checkpoint import build_planner, load_checkpoint, planner_config
 from idplan.agents.imitation import TrainConfig, imitation_loss, train_planner
 from idplan.agents.planner import Planner
-from idplan.envs.maze_dataset import MazeTorchDataset, generate_splits
+from idplan.envs import MazeTorchDataset, generate_splits
 
 
 def gradient(planner: Planner, inputs: torch.Tensor, actions: torch.Tensor, **settings) -> tuple[torch.Tensor, dict]:
@@ -40,13 +40,7 @@ def gradient(planner: Planner, inputs: torch.Tensor, actions: torch.Tensor, **se
     planner = copy.deepcopy(planner)
     settings = dict(settings)
     mode = settings.pop("mode", "implicit")
-    adjoint_changes = {}
-    if "backward_iterations" in settings:
-        planner.backward_iterations = adjoint_changes["max_iter"] = settings.pop("backward_iterations")
-    if "backward_tol" in settings:
-        adjoint_changes["rtol"] = settings.pop("backward_tol")
-    if "backward_solver" in settings:
-        adjoint_changes["linear_solver"] = settings.pop("backward_solver")
+    adjoint_changes = settings.pop("adjoint", {})  # ImplicitAdjoint options to change
     planner.adjoint = dataclasses.replace(planner.adjoint, **adjoint_changes)
     for key, value in settings.items():
         setattr(planner, key, value)
@@ -74,7 +68,7 @@ def main() -> None:
         planners = {path: load_checkpoint(path)[0] for path in args.checkpoint}
     else:
         torch.manual_seed(args.seed)
-        planner = build_planner(planner_config("vin", backward_solver=args.train_backward_solver))
+        planner = build_planner(planner_config("vin", adjoint={"linear_solver": args.train_backward_solver}))
         start = time.perf_counter()
         history = train_planner(
             planner, splits["train"], splits["valid"], TrainConfig(epochs=args.epochs, lr=3e-3), progress=False
@@ -101,7 +95,7 @@ def compare(source: str, planner: Planner, inputs: torch.Tensor, actions: torch.
           f"measured max-norm gain at the fixed points {contraction['measured_max']:.4f} (max), {contraction['measured_mean']:.4f} (mean)")  # fmt: skip
     exact_planner = copy.deepcopy(planner).double()
     exact, exact_stats = gradient(
-        exact_planner, inputs, actions, iterations=20000, tol=1e-12, backward_iterations=20000, backward_tol=1e-12
+        exact_planner, inputs, actions, iterations=20000, tol=1e-12, adjoint={"max_iter": 20000, "rtol": 1e-12}
     )
     converged = exact_stats["forward_converged"] == 1.0 and exact_stats.get("backward_converged", 0.0) == 1.0
     print(f"reference: float64, forward rel. residual {exact_stats['forward_rel_residual']:.1e} "
@@ -110,14 +104,12 @@ def compare(source: str, planner: Planner, inputs: torch.Tensor, actions: torch.
     size = inputs.shape[-1]
     variants = {
         "default": {},
-        "kbwd15": {"backward_iterations": 15},
+        "kbwd15": {"adjoint": {"max_iter": 15}},
         "authors": {
             "iterations": 30,
             "tol": 1e-30,
             "solver": "forward",
-            "backward_solver": "anderson",
-            "backward_tol": 1e-2,
-            "backward_iterations": 50,
+            "adjoint": {"linear_solver": "anderson", "rtol": 1e-2, "max_iter": 50},
         },
         "explicit-30": {"mode": "explicit", "iterations": 30},
         "explicit-80": {"mode": "explicit", "iterations": 80},

@@ -28,8 +28,8 @@ from _child import measure_training_step, run_in_child
 
 from idplan.agents import make_planner
 from idplan.agents.imitation import imitation_loss
+from idplan.envs import MazeTorchDataset, generate_dataset
 from idplan.envs.atomic import atomic_path, atomic_write_text
-from idplan.envs.maze_dataset import MazeTorchDataset, generate_dataset
 
 PLANNERS = {
     "vin": {"q_channels": 100},
@@ -61,9 +61,7 @@ def training_step(cfg: dict, device: torch.device):
         iterations=300 if tol_mode else cfg["k"],
         tol=1e-3 if tol_mode else 1e-30,  # fixed K: never stop early
         solver="anderson" if tol_mode else "forward",
-        backward_solver="anderson",  # the paper's setting
-        backward_iterations=15,
-        backward_tol=1e-30,  # fixed K_bwd = 15
+        adjoint={"linear_solver": "anderson", "max_iter": 15, "rtol": 1e-30},  # the paper's fixed K_bwd = 15
         **PLANNERS[cfg["planner"]],
     ).to(device)
     outputs = []

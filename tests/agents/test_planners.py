@@ -5,7 +5,7 @@ import torch
 
 from idplan.agents import PLANNERS, make_planner
 from idplan.agents.imitation import imitation_loss
-from idplan.envs.maze_dataset import MazeTorchDataset, generate_dataset
+from idplan.envs import MazeTorchDataset, generate_dataset
 
 SMALL = {
     "gated_vin": {"discount": 0.9},
@@ -56,7 +56,7 @@ def test_implicit_solution_is_a_fixed_point(name):
 def test_implicit_gradients_match_explicit_run_to_convergence(name):
     torch.manual_seed(0)
     planner = make_planner(
-        name, hidden=8, iterations=400, tol=1e-12, backward_iterations=200, backward_tol=1e-12, **SMALL[name]
+        name, hidden=8, iterations=400, tol=1e-12, adjoint={"max_iter": 200, "rtol": 1e-12}, **SMALL[name]
     ).double()
     x, actions = batch()
     x = x.double()
@@ -94,10 +94,13 @@ def test_bad_input_raises():
         make_planner("transformer")
     with pytest.raises(ValueError, match="unknown solver 'foo'"):
         make_planner("vin", solver="foo")
-    for name in ("tol", "backward_tol"):
-        for bad in (-1.0, 0.0, float("nan"), float("inf")):
-            with pytest.raises(ValueError, match=f"{name} must be a positive finite number"):
-                make_planner("vin", **{name: bad})
+    for bad in (-1.0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tol must be a positive finite number"):
+            make_planner("vin", tol=bad)
+    with pytest.raises(ValueError, match="tolerances must be"):
+        make_planner("vin", adjoint={"rtol": -1.0})
+    with pytest.raises(ValueError, match="adjoint options must be ImplicitAdjoint's"):
+        make_planner("vin", adjoint={"iterations": 15})
     with pytest.raises(ValueError, match="mode"):
         make_planner("vin", mode="both")
     with pytest.raises(ValueError, match="padding"):

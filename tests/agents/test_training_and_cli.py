@@ -13,8 +13,7 @@ from idplan.agents.cli import main as idplan_main
 from idplan.agents.evaluation import evaluate_planner, rollout_metrics
 from idplan.agents.imitation import TrainConfig, TrainingDiverged, train_planner
 from idplan.agents.planner_agent import PlannerAgent
-from idplan.envs.grid_maze import GridMazeEnv
-from idplan.envs.maze_dataset import MazeTorchDataset, generate_splits
+from idplan.envs import GridMazeEnv, MazeTorchDataset, generate_splits
 from idplan.solvers import jacobian_frobenius_sq
 
 COMMUNITY_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "diffplan_m15_4abs-cc_10k.npz"
@@ -113,7 +112,7 @@ def test_a_step_whose_adjoint_misses_its_tolerance_is_skipped_not_taken():
     misses it and raises, and training skips those steps, then says why."""
     splits = generate_splits(7, 64, 8, 8, seed=0, progress=False)
     torch.manual_seed(0)
-    planner = make_planner("gated_vin", hidden=8, backward_tol=1e-12)
+    planner = make_planner("gated_vin", hidden=8, adjoint={"rtol": 1e-12})
     before = [p.detach().clone() for p in planner.parameters()]
     with pytest.raises(TrainingDiverged, match="adjoint.*missed it"):
         train_planner(planner, splits["train"], None, TrainConfig(epochs=1, batch_size=16), progress=False)
