@@ -1,28 +1,22 @@
-"""idplan.agents: planners and controllers built on the solver core, and agents that use them."""
+"""idplan.agents: planners and controllers built on the solver core, and agents that use them.
 
-from typing import Any
+Subpackages: :mod:`.planners`, :mod:`.mappers`, :mod:`.control`, :mod:`.training`, :mod:`.runtime`;
+``cli`` parses the ``idplan`` command line. The names below are the public API.
+"""
 
-from .gated_vin import GatedVIN
-from .gppn import GPPN, ConvGPPN
-from .planner import MODES, Planner, PlanOutput
-from .sym_vin import SymVIN
-from .vin import VIN
-
-PLANNERS: dict[str, type[Planner]] = {
-    "gated_vin": GatedVIN,
-    "vin": VIN,
-    "sym_vin": SymVIN,
-    "conv_gppn": ConvGPPN,
-    "gppn": GPPN,
-}
-
-
-def make_planner(name: str, **kwargs: Any) -> Planner:
-    """Build a planner by name (``"gated_vin"``, ``"vin"``, ``"sym_vin"``, ``"conv_gppn"``, ``"gppn"``) with its keyword options."""
-    if name not in PLANNERS:
-        raise ValueError(f"unknown planner {name!r}; choose one of {sorted(PLANNERS)}")
-    return PLANNERS[name](**kwargs)
-
+from .control import ILQRController, MPCAgent, ShootingMPC
+from .mappers import MappedPlanner, PanoramaMapper, WorkspaceMapper
+from .planners import GPPN, MODES, PLANNERS, VIN, ConvGPPN, GatedVIN, Planner, PlanOutput, SymVIN, make_planner
+from .runtime import MappedPlannerAgent, PlannerAgent
+from .training import (
+    TrainConfig,
+    build_planner,
+    evaluate_planner,
+    load_checkpoint,
+    planner_config,
+    save_checkpoint,
+    train_planner,
+)
 
 __all__ = [
     "PLANNERS",
@@ -35,4 +29,19 @@ __all__ = [
     "ConvGPPN",
     "GPPN",
     "make_planner",
+    "MappedPlanner",
+    "PanoramaMapper",
+    "WorkspaceMapper",
+    "ILQRController",
+    "MPCAgent",
+    "ShootingMPC",
+    "PlannerAgent",
+    "MappedPlannerAgent",
+    "TrainConfig",
+    "train_planner",
+    "evaluate_planner",
+    "planner_config",
+    "build_planner",
+    "save_checkpoint",
+    "load_checkpoint",
 ]

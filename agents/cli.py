@@ -39,12 +39,12 @@ import torch
 from ..envs import SPLITS, ArmDataset, MazeDataset, generate_arm_splits, generate_splits, load_maze_file, task_nbytes
 from ..envs.atomic import atomic_write_text
 from ..solvers import LINEAR_SOLVERS, SOLVERS
-from . import MODES, PLANNERS
-from .checkpoint import build_planner, load_checkpoint, planner_config, save_checkpoint
-from .evaluation import evaluate_planner
-from .imitation import BestEpoch, TrainConfig, TrainingDiverged, train_planner
-from .planner import Planner
-from .planner_agent import PlannerAgent
+from .planners import MODES, PLANNERS
+from .planners.base import Planner
+from .runtime.planner_agents import PlannerAgent
+from .training.checkpoints import build_planner, load_checkpoint, planner_config, save_checkpoint
+from .training.evaluation import evaluate_planner
+from .training.imitation import BestEpoch, TrainConfig, TrainingDiverged, train_planner
 
 # the files a run writes in its --out directory (--overwrite removes exactly these)
 RUN_FILES = ("checkpoint.pt", "last.pt", "summary.json", "metrics.csv", "metrics.jsonl", "rollout.gif")
@@ -434,7 +434,7 @@ def render_rollout(
         import imageio.v3  # noqa: F401
     except ImportError as error:
         raise SystemExit('writing the GIF needs imageio: pip install "idplan[render]"') from error
-    from .play import record_rollout
+    from .runtime.play import record_rollout
 
     task, tasks = 0, _tasks(data)
     start = np.unravel_index(int(tasks.distances[task].argmax()), tasks.distances[task].shape)
@@ -577,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_play(args) -> dict[str, Any]:
-    from .play import check_env_id, play, play_env_kwargs
+    from .runtime.play import check_env_id, play, play_env_kwargs
 
     check_env_id(args.env_id)
     env_kwargs = play_env_kwargs(args.env_id, size=args.size, start=args.start)

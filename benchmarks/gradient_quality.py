@@ -29,9 +29,9 @@ import time
 
 import torch
 
-from idplan.agents.checkpoint import build_planner, load_checkpoint, planner_config
-from idplan.agents.imitation import TrainConfig, imitation_loss, train_planner
-from idplan.agents.planner import Planner
+from idplan.agents.planners.base import Planner
+from idplan.agents.training.checkpoints import build_planner, load_checkpoint, planner_config
+from idplan.agents.training.imitation import TrainConfig, imitation_loss, train_planner
 from idplan.envs import MazeTorchDataset, generate_splits
 
 

@@ -27,7 +27,7 @@ import torch
 from _child import measure_training_step, run_in_child
 
 from idplan.agents import make_planner
-from idplan.agents.imitation import imitation_loss
+from idplan.agents.training.imitation import imitation_loss
 from idplan.envs import MazeTorchDataset, generate_dataset
 from idplan.envs.atomic import atomic_path, atomic_write_text
 

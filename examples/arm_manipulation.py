@@ -24,11 +24,19 @@ import numpy as np
 import torch
 
 from idplan.agents import make_planner
-from idplan.agents.arm_mapper import WorkspaceMapper
 from idplan.agents.cli import render_rollout
-from idplan.agents.evaluation import evaluate_planner
-from idplan.agents.imitation import BestEpoch, TrainConfig, TrainingDiverged, train_planner
-from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, train_end_to_end, train_mapper
+from idplan.agents.mappers import MappedPlanner
+from idplan.agents.mappers.workspace import WorkspaceMapper
+from idplan.agents.training import (
+    BestEpoch,
+    TrainConfig,
+    TrainingDiverged,
+    evaluate_mapped,
+    train_end_to_end,
+    train_mapper,
+    train_planner,
+)
+from idplan.agents.training.evaluation import evaluate_planner
 from idplan.envs import generate_arm_splits
 
 
@@ -131,7 +139,7 @@ def workspace_runs(args, data) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bins", type=int, default=18)
     parser.add_argument("--planners", type=lambda s: s.split(","), default=["vin", "sym_vin", "conv_gppn"])
@@ -150,7 +158,7 @@ def main() -> None:
     parser.add_argument("--joint-epochs", type=int, default=5)
     parser.add_argument("--map-weight", type=float, default=1.0, help="auxiliary BCE weight in end-to-end training")
     parser.add_argument("--gif", type=Path, default=Path("examples/results/arm_rollout.gif"), help="'' for none")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.gif = args.gif if str(args.gif) not in ("", ".") else None
     start = time.perf_counter()
     data = generate_arm_splits(args.bins, args.n_train, args.n_valid, args.n_test, seed=0, progress=False)

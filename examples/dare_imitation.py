@@ -87,7 +87,7 @@ def learn(c, method, init, iterations, lr, horizon=6):
     return imitation, model
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dampings", type=float, nargs="+", default=[1.0, 0.1, -0.6])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--plot", type=Path, default=Path("runs/dare_imitation.png"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     curves, rows = {}, []
     print(f"{'c':>5} {'method':<10} {'final imitation loss':>24} {'final model loss':>22} {'s/run':>6}")
     for c in args.dampings:

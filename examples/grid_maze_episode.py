@@ -21,7 +21,7 @@ from idplan.envs import optimal_actions, pick_action
 from idplan.envs.atomic import atomic_path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=27)
     parser.add_argument("--generator", choices=["maze", "obstacles"], default="maze")
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=200, help="frames to record at most")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/grid_maze_episode.gif"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         import imageio.v3 as iio
     except ImportError as error:

@@ -36,7 +36,7 @@ import warnings
 import torch
 from torch import nn
 
-from idplan.agents.controller import CONTROL_TASKS, ILQRController
+from idplan.agents.control.ilqr_controller import CONTROL_TASKS, ILQRController
 from idplan.solvers import NonConvergenceWarning
 
 FIELDS = {
@@ -167,7 +167,7 @@ def run(task, mode, method, size, seed, args):
     return {"test_loss": test, "parameter_error": parameter_error(controller.learned(), truth, fields)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["pendulum", "cartpole"], choices=sorted(FIELDS))
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 100])
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--lstm-steps", type=int, default=2000)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--horizon", type=int, default=10)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     warnings.simplefilter("ignore", NonConvergenceWarning)  # a learner's early, wrong models may not converge
     combos = [("dx", m) for m in ("implicit", "last_layer", "sysid", "lstm")] + [
         ("cost", m) for m in ("implicit", "last_layer")

@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from idplan.agents.shooting_mpc import MLPDynamics, ShootingMPC, TargetCost, shift_plan
+from idplan.agents.control.shooting import MLPDynamics, ShootingMPC, TargetCost, shift_plan
 from idplan.envs import cartpole
 from idplan.envs.atomic import atomic_path
 
@@ -142,7 +142,12 @@ def train_dynamics(states: torch.Tensor, steps: int, generator: torch.Generator)
 
 
 def train_cost(
-    model: MLPDynamics, xs: torch.Tensor, steps: int, generator: torch.Generator, learn_weights: bool = False
+    model: MLPDynamics,
+    xs: torch.Tensor,
+    steps: int,
+    generator: torch.Generator,
+    learn_weights: bool = False,
+    particles: int = 1000,
 ) -> tuple[ShootingMPC, list, float]:
     """Algorithm 2's train_c: the first MPC control, stepped by the learned model, should reach the
     expert's next state. Returns the layer, the loss history and the fraction of stationary solves."""
@@ -154,6 +159,7 @@ def train_cost(
         cost,
         1,
         horizon=1,
+        particles=particles,
         bound=BOUND,
         control_weight=PARAMS.force_weight,
         refine=10,
@@ -228,21 +234,22 @@ def run(args: argparse.Namespace, seed: int) -> tuple[dict, dict]:
         planning_cost,
         1,
         horizon=HORIZON,
+        particles=args.particles,
         bound=BOUND,
         control_weight=PARAMS.force_weight,
         refine=args.expert_refine,
         generator=generator,
     )
     xs, us, expert_cost = rollout(
-        mpc_policy(expert), initial_states(args.trajectories, 0.04, generator, hanging), stage_cost
+        mpc_policy(expert), initial_states(args.trajectories, 0.04, generator, hanging), stage_cost, args.episode_steps
     )
     say(
-        f"expert data: {args.trajectories} x 40 steps, mean cost {float(expert_cost.mean()):.2f} ({time.perf_counter() - start:.0f} s)"
+        f"expert data: {args.trajectories} x {args.episode_steps} steps, mean cost {float(expert_cost.mean()):.2f} ({time.perf_counter() - start:.0f} s)"
     )
     random_states = perturbed(xs[:-1].reshape(-1, 5), args.model_variance, generator)
     model = train_dynamics(torch.cat([xs.reshape(-1, 5), random_states]), args.dynamics_steps, generator)
     start_target = [float(v) for v in xs[-1].mean(0)[[0, 2, 3]]]
-    mpc, history, stationary = train_cost(model, xs, args.cost_steps, generator, args.learn_weights)
+    mpc, history, stationary = train_cost(model, xs, args.cost_steps, generator, args.learn_weights, args.particles)
     say(
         f"train_c: MPC solutions stationary (rtol 1e-5) in {100 * stationary:.0f}% of samples; "
         f"target (x, cos, sin) {[round(v, 3) for v in start_target]} -> "
@@ -260,6 +267,7 @@ def run(args: argparse.Namespace, seed: int) -> tuple[dict, dict]:
         model,
         planning_cost,
         1,
+        particles=args.particles,
         bound=BOUND,
         control_weight=PARAMS.force_weight,
         refine=10,
@@ -272,7 +280,7 @@ def run(args: argparse.Namespace, seed: int) -> tuple[dict, dict]:
         for variance in VARIANCES:
             test = initial_states(args.episodes, float(variance), torch.Generator().manual_seed(1000 + seed), hanging)
             act = mpc_policy(policy) if isinstance(policy, ShootingMPC) else policy  # fresh warm starts
-            states, _, costs = rollout(act, test, stage_cost)
+            states, _, costs = rollout(act, test, stage_cost, args.episode_steps)
             if variance == VARIANCES[-1]:
                 trajectories[name] = states
             row[variance] = {"mean": float(costs.mean()), "standard_error": float(costs.std() / len(costs) ** 0.5)}
@@ -334,13 +342,15 @@ def plot_phase(trajectories: dict, path: Path, start: str, shown: int = 20) -> N
     print(f"wrote {path}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trajectories", type=int, default=100)
     parser.add_argument("--dynamics-steps", type=int, default=20000)
     parser.add_argument("--cost-steps", type=int, default=200)
     parser.add_argument("--bc-steps", type=int, default=20000)
     parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--episode-steps", type=int, default=40, help="steps of each episode (expert data and tests)")
+    parser.add_argument("--particles", type=int, default=1000, help="random-shooting candidates of every MPC solve")
     parser.add_argument(
         "--start",
         choices=["hanging", "upright"],
@@ -369,7 +379,7 @@ def main() -> None:
         default=None,
         help="PNG of the first run's trajectories in (theta, theta_dot) (paper Fig. 3)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.runs < 1 or args.workers < 1:
         parser.error("--runs and --workers must be at least 1")
     start = time.perf_counter()

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import idplan.envs  # noqa: F401  (registers the environments)
-from idplan.agents.controller import SWING_UP_HORIZON, ILQRController, MPCAgent
+from idplan.agents.control.ilqr_controller import SWING_UP_HORIZON, ILQRController, MPCAgent
 from idplan.envs.atomic import atomic_path
 
 ENVS = {"pendulum": ("idplan/Pendulum-v0", 0), "cartpole": ("idplan/CartPole-v0", 2)}  # env id, angle index
@@ -44,7 +44,7 @@ def run_episode(env, agent: MPCAgent, seed: int, record: bool, angle_index: int)
     return total, bool(len(angles) == 200 and upright.all()), frames
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", choices=["pendulum", "cartpole", "both"], default="both")
     parser.add_argument("--episodes", type=int, default=5)
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=50, help="iLQR iterations per control step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/mpc"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import imageio.v3 as iio
 
     torch.manual_seed(args.seed)

@@ -129,14 +129,14 @@ def step_times(method: str, series: torch.Tensor, dt: float, inits: int) -> tupl
     return statistics.mean(forward), statistics.mean(backward)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--timing-inits", type=int, default=10)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     summary = {"timing": {}, "results": []}
     vdp, vdp_dt = make_series("vanderpol")
     print(f"one training step, Van der Pol span (107 points), hidden 30, mean of {args.timing_inits} inits:")

@@ -13,13 +13,13 @@ import json
 import time
 from pathlib import Path
 
-from idplan.agents.checkpoint import load_checkpoint
-from idplan.agents.evaluation import evaluate_planner
+from idplan.agents.training.checkpoints import load_checkpoint
+from idplan.agents.training.evaluation import evaluate_planner
 from idplan.envs import generate_splits
 from idplan.envs.atomic import atomic_path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--sizes", type=int, nargs="+", default=[15, 27, 49, 99])
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20_000, help="seeds the test mazes (apart from training seeds)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--plot", type=Path, default=None, help="default: plan_large.png beside the checkpoint")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     planner, extra = load_checkpoint(args.checkpoint)
     trained_on = extra.get("size")
     rows = []

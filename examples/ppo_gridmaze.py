@@ -20,7 +20,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
 import idplan.envs  # noqa: F401  (registers the environments)
-from idplan.agents.sb3_policies import ImplicitActorCriticPolicy, planner_policy_kwargs
+from idplan.agents.runtime.sb3_policies import ImplicitActorCriticPolicy, planner_policy_kwargs
 
 
 def success_rate(model: PPO, size: int, episodes: int, seed: int) -> float:
@@ -37,7 +37,7 @@ def success_rate(model: PPO, size: int, episodes: int, seed: int) -> float:
     return successes / episodes
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=9)
     parser.add_argument("--steps", type=int, default=100_000)
@@ -50,7 +50,7 @@ def main() -> None:
         help="keep the VIN's value kernels at L1 norm below this (< 1: its step stays a contraction; 0: no bound)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     results = {}
     policies = {

@@ -25,7 +25,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
 import idplan.envs  # noqa: F401  (registers the environments)
-from idplan.agents.sb3_policies import ImplicitActorCriticPolicy, controller_policy_kwargs
+from idplan.agents.runtime.sb3_policies import ImplicitActorCriticPolicy, controller_policy_kwargs
 from idplan.envs import PendulumParams
 
 
@@ -43,7 +43,7 @@ def average_return(model: PPO, episodes: int, seed: int) -> float:
     return float(totals.mean())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--gravity", type=float, default=25.0, help="the actor's initial (wrong) gravity")
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=20)
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     kwargs = controller_policy_kwargs(
         "pendulum",

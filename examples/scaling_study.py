@@ -86,7 +86,7 @@ def run(config: dict, data: Path, out: Path, args) -> dict:
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[27, 49])
     parser.add_argument("--planners", nargs="+", default=["gated_vin", "vin", "conv_gppn", "sym_vin"])
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-limit-gb", type=float, default=20.0, help="skip explicit runs estimated above this")
     parser.add_argument("--out", type=Path, default=Path("runs/scaling"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows_path = args.out / "rows.jsonl"
     done = [json.loads(line) for line in rows_path.read_text().splitlines()] if rows_path.exists() else []

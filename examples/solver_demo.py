@@ -105,11 +105,11 @@ def train(args: Args, adjoint, label: str) -> dict:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, value in asdict(Args()).items():
         parser.add_argument(f"--{name}", type=type(value), default=value)
-    args = Args(**vars(parser.parse_args()))
+    args = Args(**vars(parser.parse_args(argv)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)

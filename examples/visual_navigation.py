@@ -29,12 +29,13 @@ import numpy as np
 import torch
 
 from idplan.agents import make_planner
-from idplan.agents.checkpoint import planner_config, save_checkpoint
-from idplan.agents.imitation import BestEpoch, TrainConfig
-from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, train_end_to_end
-from idplan.agents.planner_agent import MappedPlannerAgent
-from idplan.agents.play import record_rollout
-from idplan.agents.visual_mapper import PanoramaMapper
+from idplan.agents.mappers import MappedPlanner
+from idplan.agents.mappers.panorama import PanoramaMapper
+from idplan.agents.runtime.planner_agents import MappedPlannerAgent
+from idplan.agents.runtime.play import record_rollout
+from idplan.agents.training import evaluate_mapped, train_end_to_end
+from idplan.agents.training.checkpoints import planner_config, save_checkpoint
+from idplan.agents.training.imitation import BestEpoch, TrainConfig
 from idplan.envs import SPLITS, VisualNavDataset, generate_visual_nav_splits, greedy_rollouts
 
 
@@ -101,7 +102,7 @@ def render_visual_rollout(model: MappedPlanner, data: VisualNavDataset, path: Pa
     return {**summary, "test_maze": maze}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=15)
     parser.add_argument("--planners", type=lambda s: s.split(","), default=["conv_gppn", "vin", "sym_vin"])
@@ -132,7 +133,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="runs/visual_nav")
     parser.add_argument("--gif", type=Path, default=Path("runs/visual_nav_rollout.gif"))
     parser.add_argument("--gif-planner", default="conv_gppn", help="the implicit planner whose rollout is recorded")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     data = load_or_generate(args)
     rows = []

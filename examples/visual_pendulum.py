@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from idplan.agents.controller import SWING_UP_HORIZON, ILQRController
-from idplan.agents.visual_control import (
+from idplan.agents.control.ilqr_controller import SWING_UP_HORIZON, ILQRController
+from idplan.agents.control.visual import (
     FrameDecoder,
     FrameEncoder,
     VisualILQR,
@@ -36,7 +36,7 @@ from idplan.agents.visual_control import (
     prediction_error,
     state_error,
     swing_up_success,
-    train_end_to_end,
+    train_visual_controller,
     warm_up,
 )
 from idplan.envs import PendulumParams
@@ -78,7 +78,7 @@ def imagined_trajectory_figure(model: VisualILQR, data, path: Path, episode: int
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=64, help="frame side (the paper: 224, RGB)")
     parser.add_argument("--episodes", type=int, default=64, help="expert training episodes")
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--test-episodes", type=int, default=20, help="swing-up episodes of the pixel MPC agent")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", type=Path, default=Path("examples/results/visual_pendulum_imagined.png"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     train = collect_episodes(args.episodes, args.steps, args.size, noise=args.noise, seed=args.seed)
@@ -125,7 +125,9 @@ def main() -> None:
     print(f"warm-up: state MSE {warm[-1]['state_mse']:.4f}, frame BCE {warm[-1]['frame_bce']:.4f}")
     print("prediction MSE per step after warm-up:", np.round(error_warm, 4))
 
-    e2e = train_end_to_end(model, train, epochs=args.e2e_epochs, seed=args.seed, train_decoder=args.train_decoder)
+    e2e = train_visual_controller(
+        model, train, epochs=args.e2e_epochs, seed=args.seed, train_decoder=args.train_decoder
+    )
     for row in e2e:
         print({k: round(v, 4) for k, v in row.items()})
     error = prediction_error(model, test)

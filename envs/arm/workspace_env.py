@@ -26,7 +26,7 @@ class ArmWorkspaceEnv(ArmCSpaceEnv):
 
     The C-space stays hidden from the agent; ``info["cspace"]`` (``[bins, bins]`` int8, 1 where the
     arm collides) carries it for supervision and evaluation. A learned mapper
-    (:class:`idplan.agents.arm_mapper.WorkspaceMapper`) turns the image into a C-space map.
+    (:class:`idplan.agents.mappers.workspace.WorkspaceMapper`) turns the image into a C-space map.
     """
 
     def __init__(self, bins: int = 18, pixels: int = WORKSPACE_PIXELS, **kwargs):

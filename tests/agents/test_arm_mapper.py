@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from idplan.agents import make_planner
-from idplan.agents.arm_mapper import WorkspaceMapper
 from idplan.agents.cli import main as idplan_main
-from idplan.agents.imitation import TrainConfig
-from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, mapper_metrics, train_mapper
+from idplan.agents.mappers import MappedPlanner
+from idplan.agents.mappers.workspace import WorkspaceMapper
+from idplan.agents.training import evaluate_mapped, mapper_metrics, train_mapper
+from idplan.agents.training.imitation import TrainConfig
 from idplan.envs import ArmTorchDataset, generate_arm_dataset
 
 

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import idplan.agents.cli as cli
-from idplan.agents.checkpoint import build_planner, planner_config, save_checkpoint
-from idplan.agents.imitation import TrainConfig, train_planner
+from idplan.agents.training.checkpoints import build_planner, planner_config, save_checkpoint
+from idplan.agents.training.imitation import TrainConfig, train_planner
 from idplan.envs import generate_splits
 
 TINY = ["--size", "7", "--n-train", "48", "--n-valid", "8", "--n-test", "8", "--q-channels", "8"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from idplan.agents import PLANNERS, make_planner
-from idplan.agents.contraction import KernelL1Bound
+from idplan.agents.planners.contraction import KernelL1Bound
 from idplan.envs import MazeTorchDataset, generate_dataset
 from idplan.solvers import max_norm_gain, pack, state_spec
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import idplan.envs  # noqa: F401  (registers the environments)
-from idplan.agents.controller import ILQRController, MPCAgent
+from idplan.agents.control.ilqr_controller import ILQRController, MPCAgent
 from idplan.envs import PendulumParams
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import idplan.agents.cli as cli
-from idplan.agents.checkpoint import build_planner, load_checkpoint, planner_config, save_checkpoint
+from idplan.agents.training.checkpoints import build_planner, load_checkpoint, planner_config, save_checkpoint
 
 TINY = ["--size", "7", "--n-train", "64", "--n-valid", "16", "--n-test", "8", "--q-channels", "8"]
 TINY += ["--iterations", "30", "--batch-size", "16", "--quiet"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from idplan.agents import PLANNERS, make_planner
-from idplan.agents.imitation import imitation_loss
+from idplan.agents.training.imitation import imitation_loss
 from idplan.envs import MazeTorchDataset, generate_dataset
 
 SMALL = {

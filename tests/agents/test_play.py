@@ -6,7 +6,7 @@ import imageio.v3 as iio
 import pytest
 
 from idplan.agents.cli import main as idplan_main
-from idplan.agents.play import play
+from idplan.agents.runtime.play import play
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +49,7 @@ def test_bad_agent_names_raise(capsys):
 def test_play_a_planner_checkpoint_with_its_overlay(tmp_path):
     import torch
 
-    from idplan.agents.checkpoint import build_planner, planner_config, save_checkpoint
+    from idplan.agents.training.checkpoints import build_planner, planner_config, save_checkpoint
 
     config = planner_config("vin", hidden=8, q_channels=8, iterations=20)
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 
 import idplan.envs  # noqa: E402,F401
-from idplan.agents.sb3_policies import (  # noqa: E402
+from idplan.agents.runtime.sb3_policies import (  # noqa: E402
     ImplicitActorCriticPolicy,
     controller_policy_kwargs,
     planner_policy_kwargs,

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from idplan.agents.shooting_mpc import ShootingMPC, TargetCost
+from idplan.agents.control.shooting import ShootingMPC, TargetCost
 
 DT = torch.float64
 
@@ -45,7 +45,7 @@ def test_polished_solution_is_stationary_and_gradients_match_finite_differences(
 def test_a_warm_start_joins_the_candidates_and_is_kept_when_best():
     import pytest
 
-    from idplan.agents.shooting_mpc import shift_plan
+    from idplan.agents.control.shooting import shift_plan
 
     x0 = torch.tensor([[1.0, 0.0], [-0.5, 0.3]], dtype=DT)
     mpc = make(torch.tensor([0.2, 0.1], dtype=DT))

@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from idplan.agents import make_planner
-from idplan.agents.group_conv import GroupConv, LiftingConv, cayley_table, group_elements, transform, transform_regular
+from idplan.agents.planners.group_conv import (
+    GroupConv,
+    LiftingConv,
+    cayley_table,
+    group_elements,
+    transform,
+    transform_regular,
+)
 from idplan.envs import move_offsets
 
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from idplan.agents import make_planner
-from idplan.agents.checkpoint import build_planner, load_checkpoint, planner_config, save_checkpoint
 from idplan.agents.cli import main as idplan_main
-from idplan.agents.evaluation import evaluate_planner, rollout_metrics
-from idplan.agents.imitation import TrainConfig, TrainingDiverged, train_planner
-from idplan.agents.planner_agent import PlannerAgent
+from idplan.agents.runtime.planner_agents import PlannerAgent
+from idplan.agents.training import TrainConfig, TrainingDiverged, train_planner
+from idplan.agents.training.checkpoints import build_planner, load_checkpoint, planner_config, save_checkpoint
+from idplan.agents.training.evaluation import evaluate_planner, rollout_metrics
 from idplan.envs import GridMazeEnv, MazeTorchDataset, generate_splits
 from idplan.solvers import jacobian_frobenius_sq
 
@@ -200,7 +200,7 @@ def test_cli_train_reports_divergence(tmp_path, capsys):
 
 
 def test_best_epoch_keeps_and_restores_the_best_weights():
-    from idplan.agents.imitation import BestEpoch
+    from idplan.agents.training.imitation import BestEpoch
 
     module = torch.nn.Linear(2, 1)
     best = BestEpoch(module)

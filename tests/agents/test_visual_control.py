@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from idplan.agents.cli import main as idplan_main
-from idplan.agents.controller import ILQRController
-from idplan.agents.visual_control import (
+from idplan.agents.control.ilqr_controller import ILQRController
+from idplan.agents.control.visual import (
     FrameDecoder,
     FrameEncoder,
     PixelMPCAgent,
@@ -17,7 +17,7 @@ from idplan.agents.visual_control import (
     collect_episodes,
     frame_loss,
     prediction_error,
-    train_end_to_end,
+    train_visual_controller,
     warm_up,
 )
 from idplan.envs import PendulumParams, pendulum_frames
@@ -74,7 +74,7 @@ def test_a_few_training_steps_lower_the_losses(episodes):
     assert warm[-1]["state_mse"] < warm[0]["state_mse"] and warm[-1]["frame_bce"] < warm[0]["frame_bce"]
     before = prediction_error(model, episodes).mean()
     decoder = {k: v.clone() for k, v in model.decoder.state_dict().items()}
-    history = train_end_to_end(model, episodes, epochs=3, batch_size=32, lr=3e-3, progress=False)
+    history = train_visual_controller(model, episodes, epochs=3, batch_size=32, lr=3e-3, progress=False)
     for name, value in model.decoder.state_dict().items():  # the decoder stays as the warm-up left it
         assert torch.equal(value, decoder[name]), name
     assert history[-1]["frame_bce"] < history[0]["frame_bce"]

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from idplan.agents import make_planner
-from idplan.agents.imitation import TrainConfig
-from idplan.agents.mapped_planning import MappedPlanner, evaluate_mapped, mapper_metrics, train_mapper
-from idplan.agents.planner_agent import MappedPlannerAgent
-from idplan.agents.visual_mapper import PanoramaMapper
+from idplan.agents.mappers import MappedPlanner
+from idplan.agents.mappers.panorama import PanoramaMapper
+from idplan.agents.runtime.planner_agents import MappedPlannerAgent
+from idplan.agents.training import evaluate_mapped, mapper_metrics, train_mapper
+from idplan.agents.training.imitation import TrainConfig
 from idplan.envs import generate_dataset
 
 
@@ -94,8 +95,13 @@ def test_mapped_planner_agent_acts_and_draws_its_map(nav_data):
 
 
 def test_a_mapped_checkpoint_round_trips_and_plays(nav_data, tmp_path):
-    from idplan.agents.checkpoint import load_checkpoint, load_mapped_checkpoint, planner_config, save_checkpoint
-    from idplan.agents.play import play
+    from idplan.agents.runtime.play import play
+    from idplan.agents.training.checkpoints import (
+        load_checkpoint,
+        load_mapped_checkpoint,
+        planner_config,
+        save_checkpoint,
+    )
 
     torch.manual_seed(0)
     model = MappedPlanner(PanoramaMapper(), make_planner("vin", iterations=10))

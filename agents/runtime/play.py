@@ -17,11 +17,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..envs import ENV_IDS, optimal_actions, pick_action  # importing idplan.envs registers the environments
-from ..envs.atomic import atomic_path
-from .checkpoint import load_checkpoint, load_mapped_checkpoint
-from .controller import SWING_UP_HORIZON, ILQRController, MPCAgent
-from .planner_agent import MappedPlannerAgent, PlannerAgent
+from ...envs import ENV_IDS, optimal_actions, pick_action  # importing idplan.envs registers the environments
+from ...envs.atomic import atomic_path
+from ..control.ilqr_controller import SWING_UP_HORIZON, ILQRController, MPCAgent
+from ..training.checkpoints import load_checkpoint, load_mapped_checkpoint
+from .planner_agents import MappedPlannerAgent, PlannerAgent
 
 ENV_TASKS = {  # env id -> controller task
     "idplan/Pendulum-v0": "pendulum",

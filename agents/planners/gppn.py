@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import Planner
 from .contraction import bound_kernel, check_below_one, resolve_contractive
-from .planner import Planner
 
 
 class GatedRecurrentPlanner(Planner):
@@ -29,7 +29,7 @@ class GatedRecurrentPlanner(Planner):
         q_channels: hidden channels ``l_q`` of the recurrent state (paper: 40).
         contractive: ``None`` (default): contractive in implicit mode, free in explicit mode.
         max_gate, state_bound: the contractive form's caps, in (0, 1).
-        Other arguments: see :class:`~idplan.agents.planner.Planner`.
+        Other arguments: see :class:`~idplan.agents.planners.Planner`.
     """
 
     default_backward_solver = "anderson"

@@ -3,7 +3,7 @@
 A checkpoint holds only tensors and plain values (``torch.load(..., weights_only=True)``), so
 loading one never runs code from the file; a foreign or corrupt file raises ``ValueError``. A
 planner that plans on a learned map is saved with its mapper (:data:`MAPPERS`) and loaded back as a
-:class:`~idplan.agents.mapped_planning.MappedPlanner` by :func:`load_mapped_checkpoint`.
+:class:`~idplan.agents.mappers.MappedPlanner` by :func:`load_mapped_checkpoint`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..envs.atomic import atomic_path
-from . import PLANNERS, make_planner
-from .arm_mapper import WorkspaceMapper
-from .mapped_planning import MappedPlanner
-from .planner import Planner
-from .visual_mapper import PanoramaMapper
+from ...envs.atomic import atomic_path
+from ..mappers.mapped import MappedPlanner
+from ..mappers.panorama import PanoramaMapper
+from ..mappers.workspace import WorkspaceMapper
+from ..planners import PLANNERS, make_planner
+from ..planners.base import Planner
 
 MAPPERS = {"panorama": PanoramaMapper, "workspace": WorkspaceMapper}
 

@@ -1,7 +1,7 @@
 """Stable-Baselines3 policies whose actor is an implicit planner or a differentiable iLQR controller.
 
     from stable_baselines3 import PPO
-    from idplan.agents.sb3_policies import ImplicitActorCriticPolicy, planner_policy_kwargs, controller_policy_kwargs
+    from idplan.agents.runtime.sb3_policies import ImplicitActorCriticPolicy, planner_policy_kwargs, controller_policy_kwargs
 
     PPO(ImplicitActorCriticPolicy, gym.make("idplan/GridMaze-v0", size=9), policy_kwargs=planner_policy_kwargs("vin"))
     PPO(ImplicitActorCriticPolicy, gym.make("idplan/Pendulum-v0"), policy_kwargs=controller_policy_kwargs("pendulum"))
@@ -22,8 +22,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from . import make_planner
-from .controller import ILQRController
+from ..control.ilqr_controller import ILQRController
+from ..planners import make_planner
 
 
 class PlannerExtractor(BaseFeaturesExtractor):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .planner import Planner
+from ..planners.base import Planner
 
 
 def observation_to_input(observation: dict[str, np.ndarray]) -> torch.Tensor:
@@ -20,7 +20,7 @@ class PlannerAgent:
     so an episode costs one planner call.
 
     Args:
-        planner: a trained :class:`~idplan.agents.planner.Planner`.
+        planner: a trained :class:`~idplan.agents.planners.Planner`.
         device: where the planner runs.
     """
 
@@ -57,7 +57,7 @@ class PlannerAgent:
 
 
 class MappedPlannerAgent(PlannerAgent):
-    """Acts greedily with a :class:`~idplan.agents.mapped_planning.MappedPlanner` that sees only
+    """Acts greedily with a :class:`~idplan.agents.mappers.MappedPlanner` that sees only
     observations (``idplan/MiniWorldNav-v0``'s panoramas, say) and the goal map, never the true map.
 
     Args:

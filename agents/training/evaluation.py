@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..envs import MazeDataset, MazeTorchDataset, greedy_rollouts
-from .planner import Planner
+from ...envs import MazeDataset, MazeTorchDataset, greedy_rollouts
+from ..planners.base import Planner
 
 
 def rollout_metrics(data: MazeDataset, actions: np.ndarray) -> dict[str, float]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import Planner
 from .contraction import bound_kernel, check_below_one
-from .planner import Planner
 
 
 def max_over_channels(q: torch.Tensor, dim: int) -> torch.Tensor:
@@ -42,7 +42,7 @@ class VIN(Planner):
     """VIN: ``v' = max_a (W_r * r + W_v * v)_a`` over ``q_channels`` Q channels, ``F x F`` kernels.
 
     The policy reads ``Q(v*)`` through a 1x1 convolution to the ``A`` action logits. The value map
-    is ``v*`` itself. Other arguments: see :class:`~idplan.agents.planner.Planner`.
+    is ``v*`` itself. Other arguments: see :class:`~idplan.agents.planners.Planner`.
 
     Args:
         q_channels: ``l_q`` (paper: 100).

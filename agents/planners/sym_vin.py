@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from .base import Planner
 from .group_conv import GroupConv, LiftingConv, group_elements
-from .planner import Planner
 from .vin import bound_value_kernel, max_over_channels
 
 
@@ -31,7 +31,7 @@ class SymVIN(Planner):
         value_bound: as :class:`~idplan.agents.vin.VIN`'s: a bound below 1 on the L1 norm of each Q
             field's value kernel makes the step a contraction; ``"auto"`` (default): 0.99 in
             implicit mode, unbounded in explicit mode.
-        Other arguments: see :class:`~idplan.agents.planner.Planner` (``actions`` must be 4).
+        Other arguments: see :class:`~idplan.agents.planners.Planner` (``actions`` must be 4).
     """
 
     def __init__(

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..envs import cartpole, pendulum
-from ..solvers import NonConvergenceWarning, TrajectorySolution, ilqr
+from ...envs import cartpole, pendulum
+from ...solvers import NonConvergenceWarning, TrajectorySolution, ilqr
 
 CONTROL_TASKS: dict[str, tuple[ModuleType, type]] = {
     "pendulum": (pendulum, pendulum.PendulumParams),

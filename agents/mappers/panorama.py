@@ -4,7 +4,7 @@ As in GPPN and the implicit differentiable planning paper (appendix D.1): each 3
 through a small CNN (32 filters 8x8 stride 4, 64 filters 4x4 stride 2, a linear layer to 256); the
 four views' embeddings of a cell are concatenated (``[B, 4 * 256, m, m]``: which side a wall is on
 matters), and two 3x3 convolutions (64 filters, then 1) predict the occupancy logits from each
-cell's and its neighbours' embeddings. Train it with :mod:`.mapped_planning` (jointly with a planner,
+cell's and its neighbours' embeddings. Train it with :mod:`idplan.agents.training.mapped` (jointly with a planner,
 the planner by its implicit adjoint, with an optional auxiliary map loss).
 """
 

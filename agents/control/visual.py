@@ -1,7 +1,7 @@
 """Control from pixels through dILQR (the DiLQR paper's visual pendulum, section 5.3 and appendix A.3).
 
 stacked frames ``[B, F, H, W]`` -> :class:`FrameEncoder` -> observation ``x0 [B, 3]`` (cos, sin,
-theta_dot) -> :class:`~idplan.agents.controller.ILQRController` (learnable physics, implicit
+theta_dot) -> :class:`~idplan.agents.control.ILQRController` (learnable physics, implicit
 gradients) -> planned observations ``[T, B, 3]`` -> :class:`FrameDecoder` -> predicted frames
 ``[T, B, H, W]``, compared with the true future frames. :func:`collect_episodes` records expert
 MPC episodes (true model, with exploration noise) with their frames; :func:`warm_up` supervises
@@ -13,7 +13,6 @@ from the env's frame stack.
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -23,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..envs import pendulum, pendulum_frames
-from ..envs.progress import progress_bar
-from ..solvers import NonConvergenceWarning
-from .controller import ILQRController, MPCAgent
+from ...envs import pendulum, pendulum_frames
+from ...envs.progress import progress_bar
+from ...solvers import NonConvergenceWarning
+from ..training.fit import StepResult, fit
+from .ilqr_controller import ILQRController, MPCAgent
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -200,36 +200,29 @@ def warm_up(
     progress: bool = True,
 ) -> list[dict[str, float]]:
     """State supervision: the encoder regresses the true observation (MSE) and the decoder renders
-    true observations (frame BCE). The controller is not involved."""
+    true observations (frame BCE). The controller is not involved. Adam, on :func:`~idplan.agents.training.fit`."""
     stacks, obs, _ = data.windows(model.encoder.frames, 1)
     targets = stacks[:, -1]  # the newest frame shows the observation at t
     parameters = list(model.encoder.parameters()) + list(model.decoder.parameters())
-    optimizer = torch.optim.Adam(parameters, lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    history = []
-    for epoch in range(1, epochs + 1):
-        model.train()
+
+    def batches(epoch: int):
         order = torch.randperm(len(obs), generator=generator)
-        sums = {"state_mse": 0.0, "frame_bce": 0.0}
-        for start in progress_bar(
-            range(0, len(obs), batch_size),
-            desc=f"warm-up {epoch}/{epochs}",
-            leave=False,
-            show=progress,
-        ):
-            i = order[start : start + batch_size]
-            state_mse = F.mse_loss(model.encoder(stacks[i]), obs[i])
-            bce = frame_loss(model.decoder(obs[i]), targets[i])
-            optimizer.zero_grad(set_to_none=True)
-            (state_mse + bce).backward()
-            optimizer.step()
-            sums["state_mse"] += float(state_mse.detach()) * len(i)
-            sums["frame_bce"] += float(bce.detach()) * len(i)
-        history.append({"epoch": epoch, **{k: v / len(obs) for k, v in sums.items()}})
-    return history
+        return [order[start : start + batch_size] for start in range(0, len(obs), batch_size)]
+
+    def step(i) -> StepResult:
+        state_mse = F.mse_loss(model.encoder(stacks[i]), obs[i])
+        bce = frame_loss(model.decoder(obs[i]), targets[i])
+        metrics = {"state_mse": float(state_mse.detach()), "frame_bce": float(bce.detach())}
+        return StepResult(state_mse + bce, metrics, weight=len(i))
+
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    return fit(
+        model, optimizer, batches, step, epochs=epochs, desc="warm-up", progress=progress, stop_when_diverged=False
+    )
 
 
-def train_end_to_end(
+def train_visual_controller(
     model: VisualILQR,
     data: PixelEpisodes,
     epochs: int = 5,
@@ -243,8 +236,8 @@ def train_end_to_end(
 ) -> list[dict[str, float]]:
     """Train the encoder and the controller's parameters (and, with ``train_decoder``, the decoder)
     on the frame loss of the predicted future (``horizon`` = the controller's), gradients through
-    dILQR by its gradient mode. Per epoch: the mean frame BCE, the learned parameters, the
-    fraction of converged plans and the wall time.
+    dILQR by its adjoint, on :func:`~idplan.agents.training.fit`. Per epoch: the mean frame BCE, the
+    learned parameters, the fraction of converged plans and the wall time.
 
     The learned physics (log-parameters) take ``physics_lr``, the networks the smaller ``lr``: with
     one rate for all, the encoder's velocity absorbed the physics error faster than the physics
@@ -261,42 +254,42 @@ def train_end_to_end(
             {"params": list(model.controller.parameters()), "lr": physics_lr},
         ]
     )
-    if not train_decoder:
-        model.decoder.requires_grad_(False)
     generator = torch.Generator().manual_seed(seed)
-    history = []
-    for epoch in range(1, epochs + 1):
-        model.train()
-        start_time = time.perf_counter()
+
+    def batches(epoch: int):
         order = torch.randperm(len(stacks), generator=generator)
-        batches = range(0, len(stacks), batch_size)
-        if max_batches is not None:
-            batches = batches[:max_batches]
-        total, converged, count = 0.0, 0.0, 0
+        starts = range(0, len(stacks), batch_size)
+        return [order[start : start + batch_size] for start in starts[:max_batches]]
+
+    def train_mode() -> None:
+        model.train()
         if not train_decoder:
             model.decoder.eval()  # frozen, batch-norm statistics included
-        for start in progress_bar(batches, desc=f"end to end {epoch}/{epochs}", leave=False, show=progress):
-            i = order[start : start + batch_size]
-            _, _, predicted = model(stacks[i])
-            loss = frame_loss(predicted.transpose(0, 1), future[i])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            total += float(loss.detach())
-            converged += float(model.controller.last.stats.converged.float().mean())
-            count += 1
-        history.append(
-            {
-                "epoch": epoch,
-                "frame_bce": total / count,
-                "plans_converged": converged / count,
-                **model.controller.learned(),
-                "train_seconds": time.perf_counter() - start_time,
-            }
+
+    def step(i) -> StepResult:
+        _, _, predicted = model(stacks[i])
+        loss = frame_loss(predicted.transpose(0, 1), future[i])
+        converged = float(model.controller.last.stats.converged.float().mean())
+        return StepResult(loss, {"frame_bce": float(loss.detach()), "plans_converged": converged})
+
+    if not train_decoder:
+        model.decoder.requires_grad_(False)
+    try:
+        return fit(
+            model,
+            optimizer,
+            batches,
+            step,
+            epochs=epochs,
+            grad_clip=10.0,
+            evaluate=model.controller.learned,
+            train_mode=train_mode,
+            desc="end to end",
+            progress=progress,
+            stop_when_diverged=False,
         )
-    model.decoder.requires_grad_(True)
-    return history
+    finally:
+        model.decoder.requires_grad_(True)
 
 
 @torch.no_grad()
@@ -316,7 +309,7 @@ def prediction_error(model: VisualILQR, data: PixelEpisodes, batch_size: int = 6
 
 class PixelMPCAgent(MPCAgent):
     """Receding-horizon iLQR from pixels: ``act(frames)`` encodes the ``[F, H, W]`` frame stack to
-    an observation and plans from it (warm-started as :class:`~idplan.agents.controller.MPCAgent`)."""
+    an observation and plans from it (warm-started as :class:`~idplan.agents.control.MPCAgent`)."""
 
     def __init__(self, encoder: FrameEncoder, controller: ILQRController, warm_start: bool = True):
         super().__init__(controller, warm_start)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..envs import grid_neighbours
-from .planner import Planner
+from ...envs import grid_neighbours
+from .base import Planner
 from .vin import max_over_channels
 
 
@@ -31,7 +31,7 @@ class GatedVIN(Planner):
     Args:
         discount: ``gamma`` in (0, 1), the contraction factor.
         hidden: channels of the encoder's hidden layer.
-        Other arguments: see :class:`~idplan.agents.planner.Planner` (``actions``: 4 or 8 moves).
+        Other arguments: see :class:`~idplan.agents.planners.Planner` (``actions``: 4 or 8 moves).
     """
 
     # with factor 0.99 a residual of 1e-4 leaves the iterate up to 1e-2 from the fixed point: the

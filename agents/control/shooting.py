@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..solvers import CG, ImplicitAdjoint, NonConvergenceWarning, argmin, default_tolerances
+from ...solvers import CG, ImplicitAdjoint, NonConvergenceWarning, argmin, default_tolerances
 
 
 class MLPDynamics(nn.Module):

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..solvers import (
+from ...solvers import (
     ImplicitAdjoint,
     NonConvergenceWarning,
     Solution,

@@ -2,9 +2,9 @@
 
 :class:`WorkspaceMapper` maps the ``[B, 1, 96, 96]`` top-down obstacle image to ``[B, 1, bins, bins]``
 C-space occupancy logits (a U-Net with residual blocks, as in the implicit differentiable planning
-paper's Fig. 8). Training follows the paper (appendix D.1), with :mod:`.mapped_planning`:
+paper's Fig. 8). Training follows the paper (appendix D.1), with :mod:`idplan.agents.training.mapped`:
 ``train_mapper`` pre-trains the mapper by binary cross-entropy against the true C-space, the planner
-is pre-trained on true C-spaces (:func:`idplan.agents.imitation.train_planner`), then
+is pre-trained on true C-spaces (:func:`idplan.agents.training.train_planner`), then
 ``train_end_to_end`` trains both together with the mapper's output as the planner's map; at test
 time (``evaluate_mapped``) the pair sees only the workspace, and is scored by rollouts on the true
 C-space.

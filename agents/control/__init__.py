@@ -1,0 +1,16 @@
+"""Differentiable controllers: the dILQR controller, the random-shooting MPC argmin layer, and
+control from pixels (encoder, dILQR, decoder)."""
+
+from .ilqr_controller import CONTROL_TASKS, SWING_UP_HORIZON, ILQRController, MPCAgent
+from .shooting import MLPDynamics, ShootingMPC, TargetCost, shift_plan
+
+__all__ = [
+    "ILQRController",
+    "MPCAgent",
+    "CONTROL_TASKS",
+    "SWING_UP_HORIZON",
+    "ShootingMPC",
+    "MLPDynamics",
+    "TargetCost",
+    "shift_plan",
+]

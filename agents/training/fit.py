@@ -1,0 +1,220 @@
+"""The one training loop: every trainer (planners by imitation, mappers, mapped planners end to end,
+control from pixels) configures :func:`fit` with its batches, its loss and its epoch-end evaluation.
+
+What the loop owns, so that no trainer repeats it: the epoch and step loop with a progress bar (on a
+terminal only); gradient clipping; the skip rule (a step whose fixed point failed, whose adjoint
+raised because it missed its tolerance, or whose loss or gradient is not finite takes no update, and
+is counted); :class:`TrainingDiverged` when most of an epoch's steps are skipped; the per-epoch
+metrics row (weighted means of the step metrics, skip counts, wall time, evaluation); the metrics
+files (``metrics.jsonl`` appended, ``metrics.csv`` replaced atomically); and the epoch-end callbacks
+(e.g. :class:`~idplan.agents.training.imitation.BestEpoch`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ...envs.atomic import atomic_write_text
+from ...envs.progress import progress_bar
+from ...solvers import ConvergenceError, NonConvergenceWarning
+
+
+class TrainingDiverged(RuntimeError):
+    """Training stopped: most steps of an epoch had a diverged fixed point, an adjoint that missed
+    its tolerance, or a non-finite loss."""
+
+
+@dataclass
+class StepResult:
+    """What a trainer's step function returns for one batch.
+
+    Attributes:
+        loss: the scalar to backpropagate.
+        metrics: plain numbers to average over the epoch (the loss to report among them).
+        failed: the forward already failed (a diverged or non-finite fixed point): no update.
+        weight: the batch's weight in the epoch means (1: a mean over batches; the batch size: a
+            mean over samples).
+        after_backward: more metrics, read after ``backward()`` (e.g. the adjoint's statistics).
+    """
+
+    loss: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+    failed: bool = False
+    weight: float = 1.0
+    after_backward: Callable[[], dict[str, float]] | None = None
+
+
+def fit(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Callable[[int], Iterable[Any]],
+    step: Callable[[Any], StepResult],
+    *,
+    epochs: int,
+    grad_clip: float | None = None,
+    evaluate: Callable[[], dict[str, float]] | None = None,
+    on_epoch_end: Sequence[Callable[[dict[str, float]], None]] = (),
+    train_mode: Callable[[], None] | None = None,
+    log_dir: str | Path | None = None,
+    desc: str = "epoch",
+    progress: bool = True,
+    shown: Sequence[str] | None = None,
+    stop_when_diverged: bool = True,
+    diverged_hint: str = "lower the learning rate",
+) -> list[dict[str, float]]:
+    """Train ``module`` for ``epochs`` epochs; returns one metrics row per epoch.
+
+    Args:
+        module: what is trained (its parameters are clipped; ``module.train()`` at each epoch's start
+            unless ``train_mode`` says otherwise, e.g. to keep a frozen part in eval mode).
+        optimizer: over ``module``'s parameters (or the part being trained).
+        batches: ``epoch -> iterable of batches`` (1-based epochs).
+        step: ``batch -> StepResult``; the loop backpropagates ``loss`` and updates, or skips.
+        epochs: number of epochs (>= 1).
+        grad_clip: max gradient norm (``None``: no clipping, only the finiteness check).
+        evaluate: epoch-end metrics added to the row as they are named (e.g. ``valid_success``);
+            run after ``train_seconds`` is taken.
+        on_epoch_end: callbacks given each row, in order, after evaluation and logging.
+        log_dir: with it, ``metrics.jsonl`` (one JSON row per epoch, appended) and ``metrics.csv``;
+            a directory that already holds another run's ``metrics.jsonl`` is a ``ValueError``.
+        desc: the progress bar's and the progress line's label.
+        progress: progress bars and a line per epoch (on a terminal only).
+        shown: the row's keys the progress line shows (``None``: all).
+        stop_when_diverged: raise :class:`TrainingDiverged` when more than half of an epoch's steps
+            are skipped; ``diverged_hint`` ends its message (what to change).
+
+    Each row holds the weighted means of the steps' metrics, ``skipped_steps`` and
+    ``adjoint_failed_steps`` (steps whose adjoint raised after a sound forward), ``train_seconds``
+    and the evaluation. An epoch whose implicit adjoint stopped short of its tolerance on a chosen
+    budget (``backward_converged < 1`` in the metrics) ends with one ``NonConvergenceWarning``.
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    jsonl = _start_log(log_dir)
+    history: list[dict[str, float]] = []
+    for epoch in range(1, epochs + 1):
+        (train_mode or module.train)()
+        start = time.perf_counter()
+        sums: dict[str, float] = {}
+        total_weight = 0.0
+        batches_seen = skipped = adjoint_failed_steps = 0
+        bar = progress_bar(batches(epoch), desc=f"{desc} {epoch}/{epochs}", leave=False, show=progress)
+        for batch in bar:
+            result = step(batch)
+            optimizer.zero_grad(set_to_none=True)
+            adjoint_failed = False
+            with warnings.catch_warnings():  # an adjoint that stops short on a chosen budget: counted below
+                warnings.simplefilter("ignore", NonConvergenceWarning)
+                try:
+                    result.loss.backward()
+                except ConvergenceError:  # an adjoint solved to tolerance missed it: no exact gradient
+                    adjoint_failed = True
+                    optimizer.zero_grad(set_to_none=True)
+            loss_value = float(result.loss.detach())
+            grad_ok = _clip(module, grad_clip)
+            if adjoint_failed or result.failed or not math.isfinite(loss_value) or not grad_ok:
+                skipped += 1
+                adjoint_failed_steps += adjoint_failed and not result.failed
+            else:
+                optimizer.step()
+            metrics = {**result.metrics, **(result.after_backward() if result.after_backward else {})}
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value * result.weight
+            total_weight += result.weight
+            batches_seen += 1
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+        if batches_seen == 0:
+            raise ValueError(f"{desc} {epoch}: no batches to train on")
+        row: dict[str, float] = {"epoch": epoch, **{k: v / total_weight for k, v in sums.items()}}
+        row["skipped_steps"] = skipped
+        row["adjoint_failed_steps"] = adjoint_failed_steps
+        row["train_seconds"] = time.perf_counter() - start
+        _warn_truncated_adjoint(epoch, row)
+        if stop_when_diverged:
+            _check_diverged(epoch, row, batches_seen, diverged_hint)
+        if evaluate is not None:
+            row.update(evaluate())
+        history.append(row)
+        for callback in on_epoch_end:
+            callback(row)
+        if progress:
+            keys = [k for k in row if k not in ("epoch", "train_seconds")] if shown is None else shown
+            values = {k: round(row[k], 4) for k in keys if k in row}
+            tqdm.write(f"{desc} {epoch}: {values}  ({row['train_seconds']:.1f} s)")
+        if jsonl is not None:
+            _log(jsonl, history)
+    return history
+
+
+def _clip(module: nn.Module, grad_clip: float | None) -> bool:
+    """Clip the gradient norm (if asked); whether it is finite."""
+    parameters = [p for p in module.parameters() if p.grad is not None]
+    if not parameters:
+        return True
+    if grad_clip is not None:
+        return bool(torch.nn.utils.clip_grad_norm_(parameters, grad_clip).isfinite())
+    return all(bool(torch.isfinite(p.grad).all()) for p in parameters)
+
+
+def _warn_truncated_adjoint(epoch: int, row: dict[str, float]) -> None:
+    if row.get("backward_converged", 1.0) < 1.0:
+        warnings.warn(
+            f"epoch {epoch}: the implicit adjoint stopped short of its tolerance on "
+            f"{1 - row['backward_converged']:.2%} of the samples (worst relative residual per batch "
+            f"{row['backward_rel_residual']:.2g} on average, after {row['backward_iterations']:.0f} steps): those "
+            "gradients are approximate; give the adjoint more iterations, or make the step contract",
+            NonConvergenceWarning,
+            stacklevel=3,
+        )
+
+
+def _check_diverged(epoch: int, row: dict[str, float], batches: int, hint: str) -> None:
+    if row["adjoint_failed_steps"] > batches // 2:
+        raise TrainingDiverged(
+            f"epoch {epoch}: {row['adjoint_failed_steps']} of {batches} steps skipped because the implicit adjoint, "
+            f"solved to its tolerance, missed it (worst relative residual {row.get('backward_rel_residual', float('nan')):.3g}): "
+            "those gradients would not be exact; give the planner more adjoint iterations, an adjoint solver "
+            "that converges (e.g. anderson), or a contractive step"
+        )
+    if row["skipped_steps"] > batches // 2:
+        raise TrainingDiverged(
+            f"epoch {epoch}: {row['skipped_steps']} of {batches} steps skipped because the fixed point diverged "
+            f"(forward relative residual {row.get('forward_rel_residual', float('nan')):.3g}) or the loss or "
+            f"gradient was not finite; the learned step has stopped contracting: {hint}"
+        )
+
+
+def _start_log(log_dir: str | Path | None) -> Path | None:
+    if log_dir is None:
+        return None
+    jsonl = Path(log_dir) / "metrics.jsonl"
+    if jsonl.is_file() and jsonl.stat().st_size > 0:
+        raise ValueError(f"{jsonl} holds another run's metrics: log to an empty directory so that runs do not mix")
+    jsonl.parent.mkdir(parents=True, exist_ok=True)
+    jsonl.touch()
+    return jsonl
+
+
+def _log(jsonl: Path, history: list[dict[str, float]]) -> None:
+    """Append the newest row to ``metrics.jsonl``; rewrite ``metrics.csv`` atomically."""
+    with jsonl.open("a") as file:
+        file.write(json.dumps(history[-1]) + "\n")
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(jsonl.with_name("metrics.csv"), buffer.getvalue())
