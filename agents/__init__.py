@@ -4,10 +4,10 @@ Subpackages: :mod:`.planners`, :mod:`.mappers`, :mod:`.control`, :mod:`.training
 ``cli`` parses the ``idplan`` command line. The names below are the public API.
 """
 
-from .control import ILQRController, MPCAgent, ShootingMPC
+from .control import ILQRController, ShootingMPC
 from .mappers import MappedPlanner, PanoramaMapper, WorkspaceMapper
 from .planners import GPPN, MODES, PLANNERS, VIN, ConvGPPN, GatedVIN, Planner, PlanOutput, SymVIN, make_planner
-from .runtime import MappedPlannerAgent, PlannerAgent
+from .runtime import Agent, MappedPlannerAgent, MPCAgent, PlannerAgent
 from .training import (
     TrainConfig,
     build_planner,
@@ -35,6 +35,7 @@ __all__ = [
     "ILQRController",
     "MPCAgent",
     "ShootingMPC",
+    "Agent",
     "PlannerAgent",
     "MappedPlannerAgent",
     "TrainConfig",

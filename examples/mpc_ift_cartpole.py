@@ -49,7 +49,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from idplan.agents.control.shooting import MLPDynamics, ShootingMPC, TargetCost, shift_plan
+from idplan.agents.control import MLPDynamics, ShootingMPC, TargetCost, shift_plan
 from idplan.envs import cartpole
 from idplan.envs.atomic import atomic_path
 
@@ -120,8 +120,8 @@ def mpc_policy(mpc: ShootingMPC):
     def act(x):
         with torch.no_grad():
             plan = last["plan"]
-            last["plan"] = mpc(x, None if plan is None or len(plan) != len(x) else shift_plan(plan))
-        return last["plan"][:, 0]
+            last["plan"] = mpc(x, None if plan is None or plan.shape[1] != len(x) else shift_plan(plan))
+        return last["plan"][0]
 
     return act
 
@@ -170,14 +170,14 @@ def train_cost(
     pairs_from, pairs_to = xs[:-1].reshape(-1, 5), xs[1:].reshape(-1, 5)
     # each pair's last solution warm-starts its next solve: the cost moves little between steps, so
     # the solves stay near their optimum (the IFT needs stationary solutions)
-    plans = torch.zeros(len(pairs_from), HORIZON, 1, dtype=torch.float64)
+    plans = torch.zeros(HORIZON, len(pairs_from), 1, dtype=torch.float64)  # time first, as the plans
     history, stationary = [], []
     for step in range(steps):
         mpc.horizon = min(HORIZON, 1 + step * HORIZON // max(steps // 2, 1))  # grows to 10 over the first half
         index = torch.randint(0, len(pairs_from), (32,), generator=generator)
-        plan = mpc(pairs_from[index], plans[index, : mpc.horizon])
-        plans[index, : mpc.horizon] = plan.detach()
-        u = plan[:, 0]
+        plan = mpc(pairs_from[index], plans[: mpc.horizon, index])
+        plans[: mpc.horizon, index] = plan.detach()
+        u = plan[0]
         loss = (model(pairs_from[index], u) - pairs_to[index]).pow(2).sum(-1).mean()
         optimiser.zero_grad()
         loss.backward()

@@ -20,17 +20,18 @@ import numpy as np
 import torch
 
 import idplan.envs  # noqa: F401  (registers the environments)
-from idplan.agents.control.ilqr_controller import SWING_UP_HORIZON, ILQRController, MPCAgent
+from idplan.agents.control import SWING_UP_HORIZON, ILQRController
+from idplan.agents.runtime import MPCAgent
 from idplan.envs.atomic import atomic_path
 
 ENVS = {"pendulum": ("idplan/Pendulum-v0", 0), "cartpole": ("idplan/CartPole-v0", 2)}  # env id, angle index
 
 
-def run_episode(env, agent: MPCAgent, seed: int, record: bool, angle_index: int):
+def run_episode(env, agent: MPCAgent, seed: int, record: bool, angle_index: int, steps: int = 200):
     obs, info = env.reset(seed=seed)
     agent.reset()
     frames, angles, total = [], [], 0.0
-    for _ in range(200):
+    for _ in range(steps):
         action = agent.act(obs)
         if record:
             agent.draw_on(env)
@@ -41,7 +42,7 @@ def run_episode(env, agent: MPCAgent, seed: int, record: bool, angle_index: int)
         if terminated or truncated:
             break
     upright = np.abs(np.angle(np.exp(1j * np.array(angles[-50:])))) < 0.2
-    return total, bool(len(angles) == 200 and upright.all()), frames
+    return total, bool(len(angles) == steps and upright.all()), frames
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         "--horizon", type=int, default=None, help="planning horizon T (default 20 pendulum, 30 cartpole)"
     )
     parser.add_argument("--max-iter", type=int, default=50, help="iLQR iterations per control step")
+    parser.add_argument("--steps", type=int, default=200, help="steps per episode (at most the env's 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/mpc"))
     args = parser.parse_args(argv)
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         agent = MPCAgent(ILQRController.for_task(name, horizon=args.horizon or horizon, max_iter=args.max_iter))
         returns, successes, start = [], [], time.perf_counter()
         for episode in range(args.episodes):
-            total, success, frames = run_episode(env, agent, args.seed + episode, episode == 0, angle_index)
+            total, success, frames = run_episode(env, agent, args.seed + episode, episode == 0, angle_index, args.steps)
             returns.append(total)
             successes.append(success)
             if frames:

@@ -29,13 +29,13 @@ from idplan.agents.runtime.sb3_policies import ImplicitActorCriticPolicy, contro
 from idplan.envs import PendulumParams
 
 
-def average_return(model: PPO, episodes: int, seed: int) -> float:
-    """Mean return of the deterministic policy over ``episodes`` seeded 200-step episodes, run side
+def average_return(model: PPO, episodes: int, seed: int, steps: int = 200) -> float:
+    """Mean return of the deterministic policy over ``episodes`` seeded ``steps``-step episodes, run side
     by side (one batched plan per step)."""
-    env = make_vec_env("idplan/Pendulum-v0", n_envs=episodes, seed=seed)
+    env = make_vec_env("idplan/Pendulum-v0", n_envs=episodes, seed=seed, env_kwargs={"max_episode_steps": steps})
     obs = env.reset()
     totals = np.zeros(episodes)
-    for _ in range(200):  # the registered TimeLimit: every episode ends at the same step
+    for _ in range(steps):  # the TimeLimit: every episode ends at the same step
         action, _ = model.predict(obs, deterministic=True)
         obs, reward, _, _ = env.step(action)
         totals += reward
@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mass", type=float, default=1.0, help="the actor's initial mass")
     parser.add_argument("--horizon", type=int, default=20)
     parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--episode-steps", type=int, default=200, help="steps of each episode (the TimeLimit)")
+    parser.add_argument("--envs", type=int, default=16, help="training environments, planned for in one batch")
+    parser.add_argument("--n-steps", type=int, default=64, help="PPO rollout steps per environment and update")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -61,13 +64,14 @@ def main(argv: list[str] | None = None) -> None:
         max_iter=30,
     )
     kwargs["log_std_init"] = -0.5  # exploration noise of std 0.6 N m around the planned torque (bound 2)
-    # 16 environments: one batched iLQR solve serves all of them at each rollout step
-    env = make_vec_env("idplan/Pendulum-v0", n_envs=16, seed=args.seed)
+    # 16 environments by default: one batched iLQR solve serves all of them at each rollout step
+    time_limit = {"max_episode_steps": args.episode_steps}
+    env = make_vec_env("idplan/Pendulum-v0", n_envs=args.envs, seed=args.seed, env_kwargs=time_limit)
     model = PPO(
         ImplicitActorCriticPolicy,
         env,
         policy_kwargs=kwargs,
-        n_steps=64,
+        n_steps=args.n_steps,
         batch_size=256,
         n_epochs=5,
         gamma=0.9,  # RL Zoo's pendulum settings: a short effective horizon keeps the critic learnable
@@ -76,10 +80,10 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
     )
     controller = model.policy.features_extractor.controller
-    before = average_return(model, args.episodes, seed=1000)
+    before = average_return(model, args.episodes, seed=1000, steps=args.episode_steps)
     start = time.perf_counter()
     model.learn(args.steps)
-    after = average_return(model, args.episodes, seed=1000)
+    after = average_return(model, args.episodes, seed=1000, steps=args.episode_steps)
     learned = controller.learned()
     print(
         f"return {before:.1f} -> {after:.1f} over {args.episodes} episodes; learned {learned} (true gravity 10, mass 1)"

@@ -1,12 +1,12 @@
 """Differentiable controllers: the dILQR controller, the random-shooting MPC argmin layer, and
 control from pixels (encoder, dILQR, decoder)."""
 
-from .ilqr_controller import CONTROL_TASKS, SWING_UP_HORIZON, ILQRController, MPCAgent
-from .shooting import MLPDynamics, ShootingMPC, TargetCost, shift_plan
+from .ilqr_controller import CONTROL_TASKS, SWING_UP_HORIZON, ILQRController
+from .receding import shift_plan
+from .shooting import MLPDynamics, ShootingMPC, TargetCost
 
 __all__ = [
     "ILQRController",
-    "MPCAgent",
     "CONTROL_TASKS",
     "SWING_UP_HORIZON",
     "ShootingMPC",

@@ -1,4 +1,4 @@
-"""Differentiable iLQR controllers (dILQR) with learnable dynamics and cost parameters, and an MPC agent.
+"""Differentiable iLQR controllers (dILQR) with learnable dynamics and cost parameters.
 
 :class:`ILQRController` maps initial observations ``[B, n]`` to optimal trajectories over a horizon
 ``T``, with gradients w.r.t. its learnable physical/cost parameters and the initial state by the
@@ -10,17 +10,15 @@ controller with the true parameters plans with exactly the dynamics the environm
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ...envs import cartpole, pendulum
-from ...solvers import NonConvergenceWarning, TrajectorySolution, ilqr
+from ...solvers import TrajectorySolution, ilqr
 
 CONTROL_TASKS: dict[str, tuple[ModuleType, type]] = {
     "pendulum": (pendulum, pendulum.PendulumParams),
@@ -127,47 +125,3 @@ class ILQRController(nn.Module):
     def learned(self) -> dict[str, float]:
         """Current values of the learned fields."""
         return {name: float(value.detach().exp()) for name, value in self.log_params.items()}
-
-
-class MPCAgent:
-    """Receding-horizon control with an :class:`ILQRController`: plan, apply the first control, repeat.
-
-    Each plan is warm-started with the previous one shifted by a step. ``act(obs)`` takes one
-    observation (``[n]`` array) and returns the action (``[1]`` float32 array). A plan that hit the
-    controller's iteration cap is still used (its best iterate, as MPC does); such steps are counted
-    in ``unconverged_steps`` instead of warning at every step.
-    """
-
-    def __init__(self, controller: ILQRController, warm_start: bool = True):
-        self.controller = controller
-        self.warm_start = warm_start
-        self.plan: TrajectorySolution | None = None
-        self.steps = 0
-        self.unconverged_steps = 0
-
-    def reset(self) -> None:
-        self.plan = None
-
-    def act(self, obs) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(obs), dtype=torch.float64).reshape(1, -1)
-        u_init = None
-        if self.warm_start and self.plan is not None:
-            u = self.plan.u.detach()
-            u_init = torch.cat([u[1:], u[-1:]])
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NonConvergenceWarning)
-            self.plan = self.controller(x, u_init)
-        self.steps += 1
-        self.unconverged_steps += int(not bool(self.plan.stats.converged.all()))
-        return self.plan.u[0, 0].numpy().astype(np.float32)
-
-    def planned_states(self) -> np.ndarray | None:
-        """``[T, state_dim]``: the current plan in the env's state coordinates (None before ``act``)."""
-        if self.plan is None:
-            return None
-        x = self.plan.x[:, 0].detach()
-        return (self.controller.to_state(x) if self.controller.to_state is not None else x).numpy()
-
-    def draw_on(self, env) -> None:
-        """Show the current plan on ``env``'s frames as ghost poses."""
-        env.unwrapped.set_plan(self.planned_states())

@@ -117,18 +117,19 @@ class ShootingMPC(nn.Module):
 
     def shoot(self, x0: torch.Tensor, warm_start: torch.Tensor | None = None) -> torch.Tensor:
         """The best of ``particles`` random plans per state, ``[B, H*m]`` (no gradient); with
-        ``warm_start`` (``[B, H, m]`` controls, e.g. the last plan shifted one step) among them."""
+        ``warm_start`` (``[H, B, m]`` controls, e.g. the last plan shifted one step) among them."""
         batch = x0.shape[0]
         v = (
             torch.rand(batch, self.particles, self.horizon * self.m, generator=self.generator, dtype=x0.dtype) * 1.98
             - 0.99
         )
         if warm_start is not None:
-            if warm_start.shape != (batch, self.horizon, self.m):
+            if warm_start.shape != (self.horizon, batch, self.m):
                 raise ValueError(
-                    f"warm_start must be [{batch}, {self.horizon}, {self.m}] controls, got {tuple(warm_start.shape)}"
+                    f"warm_start must be [H, B, m] = [{self.horizon}, {batch}, {self.m}] controls (time first), "
+                    f"got {tuple(warm_start.shape)}"
                 )
-            inside = (warm_start.detach() / self.bound).clamp(-0.99, 0.99).to(v)
+            inside = (warm_start.detach().transpose(0, 1) / self.bound).clamp(-0.99, 0.99).to(v)
             v = torch.cat([inside.reshape(batch, 1, -1), v[:, 1:]], 1)
         V = torch.atanh(v).to(x0.device)  # controls uniform in the box
         with torch.no_grad():
@@ -166,9 +167,10 @@ class ShootingMPC(nn.Module):
         return self.adjoint
 
     def forward(self, x0: torch.Tensor, warm_start: torch.Tensor | None = None) -> torch.Tensor:
-        """Optimal controls ``[B, H, m]`` (bounded), differentiable by the IFT. ``warm_start``
-        (``[B, H, m]`` controls) joins the random candidates: in a receding-horizon loop, pass
-        :func:`shift_plan` of the last plan."""
+        """Optimal controls ``[H, B, m]`` (bounded; time first, as :func:`idplan.solvers.ilqr`),
+        differentiable by the IFT. ``warm_start`` (``[H, B, m]`` controls) joins the random
+        candidates: in a receding-horizon loop, pass :func:`~idplan.agents.control.shift_plan` of
+        the last plan."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NonConvergenceWarning)  # reported in self.last.stats
             self.last = argmin(
@@ -181,9 +183,4 @@ class ShootingMPC(nn.Module):
                 atol=1e-8,
                 throw=False,
             )
-        return self.controls(self.last.value).unflatten(-1, (self.horizon, self.m))
-
-
-def shift_plan(plan: torch.Tensor) -> torch.Tensor:
-    """A receding-horizon warm start: ``plan [B, H, m]`` advanced one step, the last control repeated."""
-    return torch.cat([plan[:, 1:], plan[:, -1:]], 1)
+        return self.controls(self.last.value).unflatten(-1, (self.horizon, self.m)).transpose(0, 1)

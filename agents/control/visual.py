@@ -5,9 +5,9 @@ theta_dot) -> :class:`~idplan.agents.control.ILQRController` (learnable physics,
 gradients) -> planned observations ``[T, B, 3]`` -> :class:`FrameDecoder` -> predicted frames
 ``[T, B, H, W]``, compared with the true future frames. :func:`collect_episodes` records expert
 MPC episodes (true model, with exploration noise) with their frames; :func:`warm_up` supervises
-encoder and decoder with the true states (reported separately); :func:`train_end_to_end` trains
-encoder, controller parameters and decoder on the frame loss alone; :class:`PixelMPCAgent` acts
-from the env's frame stack.
+encoder and decoder with the true states (reported separately); :func:`train_visual_controller` trains
+encoder, controller parameters and decoder on the frame loss alone;
+:class:`~idplan.agents.runtime.PixelMPCAgent` acts from the env's frame stack.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from ...envs import pendulum, pendulum_frames
 from ...envs.progress import progress_bar
 from ...solvers import NonConvergenceWarning
 from ..training.fit import StepResult, fit
-from .ilqr_controller import ILQRController, MPCAgent
+from .ilqr_controller import ILQRController
+from .receding import shift_plan
 
 
 def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -175,7 +176,7 @@ def collect_episodes(
         warnings.simplefilter("ignore", NonConvergenceWarning)
         for _ in progress_bar(range(steps), desc="expert episodes", show=progress):
             plan = controller(pendulum.observe(state), u_init)
-            u_init = torch.cat([plan.u[1:], plan.u[-1:]])
+            u_init = shift_plan(plan.u)
             noisy = plan.u[0] + noise * torch.from_numpy(rng.standard_normal((episodes, 1)))
             u = noisy.clamp(-params.max_torque, params.max_torque)
             state = pendulum.dynamics(state, u, params)
@@ -307,20 +308,6 @@ def prediction_error(model: VisualILQR, data: PixelEpisodes, batch_size: int = 6
     return (total / len(stacks)).numpy()
 
 
-class PixelMPCAgent(MPCAgent):
-    """Receding-horizon iLQR from pixels: ``act(frames)`` encodes the ``[F, H, W]`` frame stack to
-    an observation and plans from it (warm-started as :class:`~idplan.agents.control.MPCAgent`)."""
-
-    def __init__(self, encoder: FrameEncoder, controller: ILQRController, warm_start: bool = True):
-        super().__init__(controller, warm_start)
-        self.encoder = encoder.eval()
-
-    @torch.no_grad()
-    def act(self, frames) -> np.ndarray:
-        obs = self.encoder(torch.as_tensor(np.asarray(frames))[None])[0]
-        return super().act(obs.numpy())
-
-
 @torch.no_grad()
 def state_error(encoder: FrameEncoder, data: PixelEpisodes, batch_size: int = 256) -> float:
     """Mean squared error of the encoded observation against the true one over all windows of ``data``."""
@@ -344,7 +331,7 @@ def swing_up_success(
     last: int = 20,
 ) -> dict:
     """Receding-horizon iLQR on ``idplan/PendulumPixels-v0`` from hanging starts, all episodes side
-    by side (one batched, warm-started plan per step, as :class:`PixelMPCAgent` plans for one).
+    by side (one batched, warm-started plan per step, as :class:`~idplan.agents.runtime.PixelMPCAgent` plans for one).
 
     With ``encoder`` the controller plans from the encoded frame stacks; without, from the true
     state (the privileged baseline). An episode succeeds when the pendulum stays within
@@ -364,7 +351,7 @@ def swing_up_success(
                 encoder(torch.from_numpy(frames)) if encoder is not None else pendulum.observe(torch.from_numpy(states))
             )
             plan = controller(obs, u_init)
-            u_init = torch.cat([plan.u[1:], plan.u[-1:]])
+            u_init = shift_plan(plan.u)
             steps = [env.step(u.numpy().astype(np.float32)) for env, u in zip(envs, plan.u[0])]
             frames = np.stack([step[0] for step in steps])
             states = np.stack([step[4]["state"] for step in steps])

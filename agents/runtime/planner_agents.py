@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..planners.base import Planner
+from .agent import Agent
 
 
 def observation_to_input(observation: dict[str, np.ndarray]) -> torch.Tensor:
@@ -13,7 +14,7 @@ def observation_to_input(observation: dict[str, np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack([observation["map"], observation["goal"]]).astype(np.float32))[None]
 
 
-class PlannerAgent:
+class PlannerAgent(Agent):
     """Acts greedily with a planner on ``idplan/GridMaze-v0`` observations.
 
     The plan (logits and value map of every cell) is computed once per map and goal and cached,
@@ -32,6 +33,13 @@ class PlannerAgent:
         self.values: np.ndarray | None = None
 
     @torch.no_grad()
+    def forward(self, inputs: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Greedy actions ``[B]`` from planner inputs ``[B, 2, m, m]`` at ``positions [B, 2]`` (row, col)."""
+        logits = self.planner(inputs.to(self.device)).logits
+        rows, cols = positions[:, 0].to(self.device), positions[:, 1].to(self.device)
+        return logits[torch.arange(len(logits), device=self.device), :, rows, cols].argmax(1)
+
+    @torch.no_grad()
     def plan(self, observation: dict[str, np.ndarray]) -> None:
         """Plan for the observation's map and goal (no-op if already planned)."""
         key = observation["map"].tobytes() + observation["goal"].tobytes()
@@ -42,8 +50,11 @@ class PlannerAgent:
         self.values = out.values[0, 0].cpu().numpy()
         self._key = key
 
+    def reset(self) -> None:
+        self._key = None
+
     def act(self, observation: dict[str, np.ndarray]) -> int:
-        """The greedy action at the agent's position."""
+        """The greedy action at the agent's position (the plan is cached per map and goal)."""
         self.plan(observation)
         row, col = observation["position"]
         return int(self.logits[:, row, col].argmax())

@@ -15,12 +15,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
-from ...envs import ENV_IDS, optimal_actions, pick_action  # importing idplan.envs registers the environments
+from ...envs import ENV_IDS  # importing idplan.envs registers the environments
 from ...envs.atomic import atomic_path
-from ..control.ilqr_controller import SWING_UP_HORIZON, ILQRController, MPCAgent
+from ..control.ilqr_controller import SWING_UP_HORIZON, ILQRController
 from ..training.checkpoints import load_checkpoint, load_mapped_checkpoint
+from .agent import Agent
+from .baseline_agents import MazeExpert, RandomAgent
+from .control_agents import MPCAgent, TrueStateAgent
 from .planner_agents import MappedPlannerAgent, PlannerAgent
 
 ENV_TASKS = {  # env id -> controller task
@@ -68,49 +70,7 @@ def play_env_kwargs(env_id: str, size: int | None = None, start: str | None = No
     return kwargs
 
 
-class RandomAgent:
-    """Uniformly random actions from the env's (seeded) action space."""
-
-    def __init__(self, env: gym.Env, seed: int):
-        self.space = env.action_space
-        self.space.seed(seed)
-
-    def act(self, observation) -> Any:
-        return self.space.sample()
-
-
-class MazeExpert:
-    """The BFS expert on GridMaze: a shortest-path action from the agent's cell (ties broken by ``rng``)."""
-
-    def __init__(self, env: gym.Env, seed: int):
-        self.env = env.unwrapped
-        self.rng = np.random.default_rng(seed)
-
-    def act(self, observation) -> int:
-        maze = self.env
-        optimal = optimal_actions(maze.free[None], maze.distance[None], maze.moves, maze.torus)
-        row, col = observation["position"]
-        return int(pick_action(optimal, self.rng)[0][row, col])
-
-
-class TrueStateAgent:
-    """An expert on a pixel environment: ``agent`` acts on the true state's observation (privileged
-    information, for demonstrations), whatever frames it is shown."""
-
-    def __init__(self, agent: MPCAgent, env: gym.Env):
-        self.agent, self.env = agent, env.unwrapped
-
-    def reset(self) -> None:
-        self.agent.reset()
-
-    def act(self, frames) -> np.ndarray:
-        return self.agent.act(self.env._observe(torch.as_tensor(self.env.state)).numpy())
-
-    def draw_on(self, env) -> None:
-        self.agent.draw_on(env)
-
-
-def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0):
+def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0) -> Agent:
     """An agent for ``env`` from ``spec``: ``"random"``, ``"expert"``, ``"mpc"`` or a checkpoint path."""
     if spec == "random":
         return RandomAgent(env, seed)
@@ -142,10 +102,8 @@ def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0):
     return PlannerAgent(planner)
 
 
-def set_overlay(env: gym.Env, agent, shown: bool) -> None:
+def set_overlay(env: gym.Env, agent: Agent, shown: bool) -> None:
     """Draw (or clear) the agent's plan on the env's frames, when the agent has one."""
-    if not hasattr(agent, "draw_on"):
-        return
     if shown:
         try:
             agent.draw_on(env)
@@ -190,8 +148,7 @@ def play(
     paused, quit_requested, shown = False, False, overlay
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
-        if hasattr(agent, "reset"):
-            agent.reset()
+        agent.reset()
         total, steps, done = 0.0, 0, False
         while not done and steps < max_steps and not quit_requested:
             single_step = False

@@ -73,9 +73,13 @@ class ControlEnv(gym.Env):
     def _draw(self, surface, state: np.ndarray, ghost: bool) -> None:
         raise NotImplementedError
 
-    def observation(self) -> np.ndarray:
-        """The observation of the current state (float32)."""
+    def state_observation(self) -> np.ndarray:
+        """The observation vector of the current state (float32), whatever the env shows (frames)."""
         return self._observe(torch.as_tensor(self.state)).numpy().astype(np.float32)
+
+    def observation(self) -> np.ndarray:
+        """What the env returns from ``reset`` and ``step``: here :meth:`state_observation`."""
+        return self.state_observation()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

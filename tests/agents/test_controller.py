@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import idplan.envs  # noqa: F401  (registers the environments)
-from idplan.agents.control.ilqr_controller import ILQRController, MPCAgent
+from idplan.agents.control import ILQRController
+from idplan.agents.runtime import MPCAgent
 from idplan.envs import PendulumParams
 
 

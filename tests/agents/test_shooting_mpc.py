@@ -25,8 +25,8 @@ def test_polished_solution_is_stationary_and_gradients_match_finite_differences(
     x0 = torch.tensor([[1.0, 0.0], [-0.5, 0.3]], dtype=DT)
     mpc = make(torch.tensor([0.2, 0.1], dtype=DT))
     u = mpc(x0)
-    assert u.shape == (2, 4, 1) and bool(mpc.last.stats.converged.all())
-    weights = torch.randn(2, 4, 1, generator=torch.Generator().manual_seed(1), dtype=DT)
+    assert u.shape == (4, 2, 1) and bool(mpc.last.stats.converged.all())  # [H, B, m], time first
+    weights = torch.randn(4, 2, 1, generator=torch.Generator().manual_seed(1), dtype=DT)
     (u * weights).sum().backward()
     grad = mpc.cost.target.grad.clone()
     h = 1e-5
@@ -45,18 +45,18 @@ def test_polished_solution_is_stationary_and_gradients_match_finite_differences(
 def test_a_warm_start_joins_the_candidates_and_is_kept_when_best():
     import pytest
 
-    from idplan.agents.control.shooting import shift_plan
+    from idplan.agents.control import shift_plan
 
     x0 = torch.tensor([[1.0, 0.0], [-0.5, 0.3]], dtype=DT)
     mpc = make(torch.tensor([0.2, 0.1], dtype=DT))
     with torch.no_grad():
         plan = mpc(x0)
         mpc.particles = 2  # two random candidates: the warm start (the optimum) must win
-        shot = mpc.controls(mpc.shoot(x0, plan)).unflatten(-1, (4, 1))
+        shot = mpc.controls(mpc.shoot(x0, plan)).unflatten(-1, (4, 1)).transpose(0, 1)
     torch.testing.assert_close(shot, plan.clamp(-0.99 * 2, 0.99 * 2), rtol=1e-9, atol=1e-9)
-    assert torch.equal(shift_plan(plan)[:, :3], plan[:, 1:]) and torch.equal(shift_plan(plan)[:, 3], plan[:, 3])
+    assert torch.equal(shift_plan(plan)[:3], plan[1:]) and torch.equal(shift_plan(plan)[3], plan[3])
     with pytest.raises(ValueError, match="warm_start"):
-        mpc(x0, plan[:, :2])
+        mpc(x0, plan[:2])
 
 
 def test_target_cost_with_learnable_weights():

@@ -12,7 +12,6 @@ from idplan.agents.control.ilqr_controller import ILQRController
 from idplan.agents.control.visual import (
     FrameDecoder,
     FrameEncoder,
-    PixelMPCAgent,
     VisualILQR,
     collect_episodes,
     frame_loss,
@@ -20,6 +19,7 @@ from idplan.agents.control.visual import (
     train_visual_controller,
     warm_up,
 )
+from idplan.agents.runtime import PixelMPCAgent
 from idplan.envs import PendulumParams, pendulum_frames
 
 
