@@ -1,4 +1,5 @@
-"""The ``idplan`` command line: ``idplan demo``, ``idplan train``, ``idplan eval``, ``idplan play``.
+"""The ``idplan`` command line: argument parsing for ``idplan demo``, ``idplan train``, ``idplan eval``,
+``idplan play``; the runs themselves are :mod:`idplan.agents.training.runs` and :mod:`idplan.agents.runtime.play`.
 
     idplan demo --out runs/demo                       # small maze, trained and evaluated in minutes on CPU
     idplan train --planner vin --mode implicit --size 15 --epochs 30 --out runs/vin15
@@ -23,36 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import signal
 import sys
-import threading
-import time
-from contextlib import contextmanager
+from dataclasses import fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..envs import SPLITS, ArmDataset, MazeDataset, generate_arm_splits, generate_splits, load_maze_file, task_nbytes
-from ..envs.atomic import atomic_write_text
+from ..envs import SPLITS
 from ..solvers import LINEAR_SOLVERS, SOLVERS
 from .planners import MODES, PLANNERS
-from .planners.base import Planner
-from .runtime.planner_agents import PlannerAgent
-from .training.checkpoints import build_planner, load_checkpoint, planner_config, save_checkpoint
-from .training.evaluation import evaluate_planner
-from .training.imitation import BestEpoch, TrainConfig, TrainingDiverged, train_planner
-
-# the files a run writes in its --out directory (--overwrite removes exactly these)
-RUN_FILES = ("checkpoint.pt", "last.pt", "summary.json", "metrics.csv", "metrics.jsonl", "rollout.gif")
-ARM_PIXELS, ARM_MAX_OBSTACLES = 96, 5  # generate_arm_dataset's workspace images and obstacle rows
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training, after what could be saved was saved; the message says what."""
+from .training.fit import TrainingDiverged
+from .training.runs import RUN_FILES, TrainRun, evaluate_checkpoint, train_run
 
 
 def positive_int(value: str) -> int:
@@ -101,41 +85,6 @@ def device(value: str) -> str:
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise argparse.ArgumentTypeError(f"{value!r}: this torch build sees no CUDA device; use --device cpu")
     return value
-
-
-def available_memory() -> int | None:
-    """Bytes of memory a new allocation can get: ``MemAvailable`` of ``/proc/meminfo`` (Linux),
-    else the physical memory (``os.sysconf``); ``None`` where neither is known."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _gib(nbytes: float) -> str:
-    return f"{nbytes / 2**30:.3g} GiB"
-
-
-def check_memory(counts: tuple[int, ...], size: int, what: str, arm: bool = False) -> None:
-    """Refuse (``ValueError``) to generate datasets of ``counts`` tasks of ``size x size`` whose
-    arrays would not fit in the available memory: each split's arrays, the copy made while joining
-    a split's chunks, and the tensors training and evaluation make of them."""
-    per_task = task_nbytes(size)
-    arrays = per_task["arrays"] + (ARM_PIXELS**2 + ARM_MAX_OBSTACLES * 5 * 8 if arm else 0)
-    needed = sum(counts) * (arrays + per_task["tensors"]) + max(counts) * arrays
-    available = available_memory()
-    if available is not None and needed > available:
-        raise ValueError(
-            f"{what} would need about {_gib(needed)} of memory for {sum(counts):,} {size}x{size} tasks; "
-            f"{_gib(available)} is available: lower --size or the number of maps"
-        )
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -225,277 +174,20 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     )
 
 
-def _datasets(args) -> dict[str, MazeDataset | ArmDataset]:
-    if args.task == "arm":
-        return generate_arm_splits(
-            args.size, args.n_train, args.n_valid, args.n_test, seed=args.seed, progress=not args.quiet
-        )
-    if args.dataset is not None:
-        return {split: load_maze_file(args.dataset, split) for split in SPLITS}
-    return generate_splits(
-        args.size,
-        args.n_train,
-        args.n_valid,
-        args.n_test,
-        generator=args.generator,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
-
-
-def _tasks(data: MazeDataset | ArmDataset) -> MazeDataset:
-    """The planning tasks of a dataset (an arm dataset's C-space tasks)."""
-    return data.tasks if isinstance(data, ArmDataset) else data
-
-
-def _planner_config(args, torus: bool) -> dict[str, Any]:
-    """The planner's rebuild recipe from the parsed options (``ValueError`` for options that do not fit)."""
-    options = dict(
-        padding="circular" if torus else "zeros",
-        mode=args.mode,
-        iterations=args.iterations,
-        tol=args.tol,
-        solver=args.solver,
-        kernel_size=args.kernel_size,
-    )
-    adjoint = {"linear_solver": args.backward_solver, "max_iter": args.backward_iterations}
-    options["adjoint"] = {key: value for key, value in adjoint.items() if value is not None}
-    if args.q_channels is not None:
-        options["q_channels"] = args.q_channels
-    if args.value_bound is not None:
-        if args.planner not in ("vin", "sym_vin"):
-            raise ValueError(f"--value-bound applies to vin and sym_vin, not {args.planner}")
-        options["value_bound"] = args.value_bound
-    if args.free_step:
-        if args.planner in ("vin", "sym_vin") and args.value_bound is None:
-            options["value_bound"] = None
-        elif args.planner in ("conv_gppn", "gppn"):
-            options["contractive"] = False
-        else:
-            raise ValueError(
-                f"--free-step applies to vin, sym_vin (without --value-bound), conv_gppn and gppn, not {args.planner}"
-            )
-    return planner_config(args.planner, **options)
-
-
-def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an ``--out`` that is a file, or a directory holding files, unless ``overwrite``."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a directory")
-    if out.is_dir() and not overwrite:
-        held = sorted(p.name for p in out.iterdir())
-        if held:
-            shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
-            raise ValueError(
-                f"--out {out} already holds files ({shown}): choose another --out, or pass --overwrite "
-                "to replace the previous run's files"
-            )
-
-
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    """Create ``out``; with ``overwrite``, delete a previous run's files (and half-written temporary
-    files) from it. Checks ``out`` again: another run may have claimed it while the data were made."""
-    _check_out(out, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in RUN_FILES:
-        stem, suffix = os.path.splitext(name)
-        for path in (out / name, *out.glob(f".{stem}.*.tmp{suffix}")):
-            path.unlink(missing_ok=True)
-
-
-def _validate_train(args) -> TrainConfig:
-    """Every check of the training options that needs no data, before any file or directory is made;
-    returns the training configuration."""
-    if args.task == "arm" and args.dataset is not None:
-        raise ValueError("--dataset reads maze files; arm datasets are generated (--size is the bins per joint)")
-    if args.dataset is not None and not args.dataset.is_file():
-        raise FileNotFoundError(f"--dataset {args.dataset}: no such file")
-    if args.command == "demo":
-        try:
-            import imageio.v3  # noqa: F401
-        except ImportError:
-            raise ValueError('the demo writes a GIF, which needs imageio: pip install "idplan[render]"') from None
-    _check_out(args.out, args.overwrite)
-    build_planner(_planner_config(args, torus=args.task == "arm"))  # options the planner refuses
-    train_config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        jacobian_weight=args.jacobian_weight,
-    )
-    if args.dataset is None:
-        counts = (args.n_train, args.n_valid, args.n_test)
-        check_memory(counts, args.size, f"idplan {args.command}", arm=args.task == "arm")
-    return train_config
-
-
-@contextmanager
-def _no_interrupts():
-    """Ignore Ctrl-C while the block runs (saving what an interrupt asked to save)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _summary(args, tasks: dict[str, MazeDataset], best: BestEpoch, seconds: float) -> dict[str, Any]:
-    return {
-        "task": args.task,
-        "planner": args.planner,
-        "mode": args.mode,
-        "iterations": args.iterations,
-        "size": tasks["test"].size,
-        "train_maps": len(tasks["train"]),
-        "epochs": args.epochs,
-        "epochs_completed": best.last_epoch,
-        "interrupted": False,
-        "best_epoch": best.epoch,
-        "train_seconds": round(seconds, 1),
-    }
-
-
-def _save_interrupted(args, planner, config, best: BestEpoch, tasks, seconds: float) -> Interrupted:
-    """After Ctrl-C: save the best epoch's weights (``checkpoint.pt``, as a finished run) and the last
-    completed epoch's (``last.pt``) and the summary, marked interrupted; returns the one-line report."""
-    checkpoint, last = args.out / "checkpoint.pt", args.out / "last.pt"
-    summary = _summary(args, tasks, best, seconds)
-    summary.update(interrupted=True, metrics=str(args.out / "metrics.csv"))
-    size = tasks["test"].size
-    with _no_interrupts():
-        if best.state is not None:
-            save_checkpoint(last, planner, config, epochs=best.restore_last(), size=size, interrupted=True)
-            save_checkpoint(checkpoint, planner, config, epochs=best.restore(), size=size, interrupted=True)
-            summary.update(checkpoint=str(checkpoint), last_checkpoint=str(last))
-        atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2))
-    if best.state is None:
-        return Interrupted(f"interrupted during epoch 1 of {args.epochs}: no epoch completed, no checkpoint saved")
-    return Interrupted(
-        f"interrupted after epoch {best.last_epoch} of {args.epochs}: best checkpoint (epoch {best.epoch}) "
-        f"saved to {checkpoint}, the last epoch's weights to {last}"
-    )
-
-
-def _train(args) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset | ArmDataset]]:
-    """Build, train and test a planner from the parsed options; writes checkpoint and metrics to ``args.out``.
-
-    All options are checked before any data is generated or any directory made."""
-    train_config = _validate_train(args)
-    data = _datasets(args)
-    tasks = {split: _tasks(d) for split, d in data.items()}
-    config = _planner_config(args, torus=tasks["train"].torus)
-    torch.manual_seed(args.seed)
-    planner = build_planner(config)
-    _prepare_out(args.out, args.overwrite)
-    best = BestEpoch(planner)
-
-    checkpoint = args.out / "checkpoint.pt"
-    start = time.perf_counter()
-    try:
-        history = train_planner(
-            planner, tasks["train"], tasks["valid"], train_config, args.out, not args.quiet, on_epoch_end=best
-        )
-        train_seconds = time.perf_counter() - start
-        best.restore()  # test the epoch with the best validation success
-        test = evaluate_planner(planner, tasks["test"], device=args.device)
-    except TrainingDiverged as error:
-        if best.state is None:
-            raise
-        save_checkpoint(checkpoint, planner, config, epochs=best.restore(), size=tasks["test"].size)
-        raise TrainingDiverged(f"{error}; the best weights (epoch {best.epoch}) are saved in {checkpoint}") from error
-    except KeyboardInterrupt:
-        raise _save_interrupted(args, planner, config, best, tasks, time.perf_counter() - start) from None
-    save_checkpoint(checkpoint, planner, config, test=test, epochs=best.epoch, size=tasks["test"].size)
-    summary = {
-        **_summary(args, tasks, best, train_seconds),
-        "test": {k: round(v, 4) if isinstance(v, float) else v for k, v in test.items()},
-        "final_loss": round(history[-1]["loss"], 4),
-        "checkpoint": str(checkpoint),
-        "metrics": str(args.out / "metrics.csv"),
-    }
-    atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2))
-    return planner, summary, data
-
-
-def render_rollout(
-    planner: Planner, data: MazeDataset | ArmDataset, path: Path, device: str, seed: int = 0
-) -> dict[str, Any]:
-    """Play the planner on the first test task from its farthest start cell and write a GIF with
-    the value overlay (GridMaze, or the arm's workspace and C-space). The rollout stops at the
-    goal, or when the greedy policy revisits a cell (a deterministic policy then loops for ever)."""
-    import gymnasium as gym
-
-    try:
-        import imageio.v3  # noqa: F401
-    except ImportError as error:
-        raise SystemExit('writing the GIF needs imageio: pip install "idplan[render]"') from error
-    from .runtime.play import record_rollout
-
-    task, tasks = 0, _tasks(data)
-    start = np.unravel_index(int(tasks.distances[task].argmax()), tasks.distances[task].shape)
-    options = {"goal": tuple(tasks.goals[task]), "start": start}
-    if isinstance(data, ArmDataset):
-        env = gym.make("idplan/ArmCSpace-v0", bins=data.bins, geometry=data.geometry, render_mode="rgb_array")
-        options["obstacles"] = data.obstacles[task]
-    else:
-        env = gym.make("idplan/GridMaze-v0", size=data.size, moves=data.moves, render_mode="rgb_array")
-        options["map"] = (~data.free[task]).astype(np.int8)
-    summary = record_rollout(env, PlannerAgent(planner, device), options, path, seed)
-    env.close()
-    return summary
+def _train_run(args) -> TrainRun:
+    """The parsed ``train``/``demo`` options as a :class:`~idplan.agents.training.runs.TrainRun`."""
+    names = [f.name for f in fields(TrainRun) if f.name != "rollout"]
+    return TrainRun(**{name: getattr(args, name) for name in names}, rollout=args.command == "demo")
 
 
 def cmd_train(args) -> dict[str, Any]:
-    _, summary, _ = _train(args)
-    return summary
-
-
-def cmd_demo(args) -> dict[str, Any]:
-    planner, summary, data = _train(args)
-    summary["rollout"] = render_rollout(planner, data["test"], args.out / "rollout.gif", args.device, args.seed)
-    atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2))
-    return summary
+    return train_run(_train_run(args))[1]
 
 
 def cmd_eval(args) -> dict[str, Any]:
-    if args.dataset is not None and args.size is not None:
-        raise ValueError("give --dataset FILE or --size N (generated test mazes), not both")
-    if args.dataset is not None and not args.dataset.is_file():
-        raise FileNotFoundError(f"--dataset {args.dataset}: no such file")
-    if args.size is not None:
-        check_memory((1, 1, args.n), args.size, "idplan eval --size")
-    planner, extra = load_checkpoint(args.checkpoint, args.device)
-    if args.dataset is not None:
-        data = load_maze_file(args.dataset, args.split)
-        source = str(args.dataset)
-    else:
-        size, own = args.size, ""
-        if size is None:  # the map size the checkpoint was trained on
-            size = extra.get("size")
-            if not isinstance(size, int) or size < 1:
-                raise ValueError(
-                    f"{args.checkpoint} does not record its map size: give --dataset FILE or --size N (generated mazes)"
-                )
-            check_memory((1, 1, args.n), size, "idplan eval")
-            own = "; the checkpoint's own map size, as neither --dataset nor --size was given"
-        # seeded apart from the default training seeds, so these mazes are new
-        data = generate_splits(size, 1, 1, args.n, seed=args.seed + 10_000, progress=False)["test"]
-        source = f"{args.n} generated {size}x{size} mazes (seed {args.seed + 10_000}{own})"
-    if args.limit is not None:
-        data = data[: args.limit]
-    metrics = evaluate_planner(planner, data, device=args.device)
-    return {
-        "checkpoint": str(args.checkpoint),
-        "dataset": source,
-        "split": args.split,
-        "maps": len(data),
-        **{k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()},
-    }
+    return evaluate_checkpoint(
+        args.checkpoint, args.dataset, args.size, args.n, args.seed, args.split, args.limit, args.device
+    )
 
 
 def _version() -> str:
@@ -518,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_planner_options(demo, planner="gated_vin", epochs=6, n_train=2000, lr=2e-3)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="directory of the run's files")
-    demo.set_defaults(run=cmd_demo)
+    demo.set_defaults(run=cmd_train)
     train = commands.add_parser(
         "train",
         help="train a planner by imitation",

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from idplan.agents import make_planner
-from idplan.agents.cli import render_rollout
 from idplan.agents.mappers import MappedPlanner
 from idplan.agents.mappers.workspace import WorkspaceMapper
 from idplan.agents.training import (
@@ -37,6 +36,7 @@ from idplan.agents.training import (
     train_planner,
 )
 from idplan.agents.training.evaluation import evaluate_planner
+from idplan.agents.training.runs import render_rollout
 from idplan.envs import generate_arm_splits
 
 

@@ -1,11 +1,14 @@
-"""Training and evaluation: imitation training of planners, their evaluation by batched rollouts,
-and checkpoints (weights plus the recipe that rebuilds them; ``weights_only`` loads)."""
+"""Training and evaluation: the one training loop (:func:`fit`) and the trainers that configure it
+(planners by imitation, mappers, mapped planners end to end), evaluation by batched rollouts,
+checkpoints (weights plus the recipe that rebuilds them; ``weights_only`` loads), and the runs of
+``idplan train``/``demo``/``eval`` (:mod:`.runs`)."""
 
 from .checkpoints import build_planner, load_checkpoint, load_mapped_checkpoint, planner_config, save_checkpoint
 from .evaluation import evaluate_planner, predict_actions, rollout_metrics
 from .fit import StepResult, TrainingDiverged, fit
 from .imitation import BestEpoch, TrainConfig, imitation_loss, train_planner
 from .mapped import evaluate_mapped, mapper_metrics, train_end_to_end, train_mapper
+from .runs import TrainRun, evaluate_checkpoint, train_run
 
 __all__ = [
     "fit",
@@ -23,6 +26,9 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_mapped_checkpoint",
+    "TrainRun",
+    "train_run",
+    "evaluate_checkpoint",
     "train_mapper",
     "mapper_metrics",
     "train_end_to_end",

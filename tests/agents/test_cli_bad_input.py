@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import idplan.agents.cli as cli
+import idplan.agents.training.runs as runs
 from idplan.agents.training.checkpoints import build_planner, planner_config, save_checkpoint
 from idplan.agents.training.imitation import TrainConfig, train_planner
 from idplan.envs import generate_splits
@@ -116,8 +117,8 @@ def test_a_run_that_fails_validation_makes_no_directory_and_generates_no_data(
     def generate(*args, **kwargs):
         raise AssertionError("data generated before the options were checked")
 
-    monkeypatch.setattr(cli, "generate_splits", generate)
-    monkeypatch.setattr(cli, "generate_arm_splits", generate)
+    monkeypatch.setattr(runs, "generate_splits", generate)
+    monkeypatch.setattr(runs, "generate_arm_splits", generate)
     out = tmp_path / "deep" / "run"
     assert _exit_code([command, *argv, "--out", str(out)]) == 2
     assert message in _error(capsys)
@@ -125,7 +126,7 @@ def test_a_run_that_fails_validation_makes_no_directory_and_generates_no_data(
 
 
 def test_a_dataset_too_large_for_memory_is_refused_fast_naming_both_sizes(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "available_memory", lambda: 8 * GIB)
+    monkeypatch.setattr(runs, "available_memory", lambda: 8 * GIB)
     start = time.perf_counter()
     assert cli.main(["train", "--size", "1000", "--out", str(tmp_path / "run")]) == 2
     assert time.perf_counter() - start < 1.0
@@ -134,8 +135,8 @@ def test_a_dataset_too_large_for_memory_is_refused_fast_naming_both_sizes(tmp_pa
     needed = (10_700 * 51 + 10_000 * 10) * 10**6 + 2 * 8 * 20_700
     assert f"about {needed / GIB:.3g} GiB of memory for 10,700 1000x1000 tasks; 8 GiB is available" in err
     assert "--size" in err and not (tmp_path / "run").exists()
-    monkeypatch.setattr(cli, "available_memory", lambda: 64 * GIB)  # the default 15x15 run fits
-    cli.check_memory((10_000, 200, 500), 15, "idplan train")
+    monkeypatch.setattr(runs, "available_memory", lambda: 64 * GIB)  # the default 15x15 run fits
+    runs.check_memory((10_000, 200, 500), 15, "idplan train")
 
 
 def test_eval_refuses_a_generated_test_set_too_large_before_reading_the_checkpoint(tmp_path, capsys):

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import idplan.agents.cli as cli
+import idplan.agents.training.runs as runs
 from idplan.agents.training.checkpoints import build_planner, load_checkpoint, planner_config, save_checkpoint
 
 TINY = ["--size", "7", "--n-train", "64", "--n-valid", "16", "--n-test", "8", "--q-channels", "8"]
@@ -99,7 +100,7 @@ def _fake_training(epochs_done: int, success: list[float]):
 
 
 def test_interrupt_saves_best_as_checkpoint_and_last_completed_epoch_as_last(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "train_planner", _fake_training(3, [0.5, 0.9, 0.7]))
+    monkeypatch.setattr(runs, "train_planner", _fake_training(3, [0.5, 0.9, 0.7]))
     out = tmp_path / "run"
     assert cli.main(["train", *TINY, "--epochs", "30", "--out", str(out)]) == 130
     err = capsys.readouterr().err
@@ -116,7 +117,7 @@ def test_interrupt_saves_best_as_checkpoint_and_last_completed_epoch_as_last(tmp
 
 
 def test_interrupt_before_any_epoch_ends_saves_no_checkpoint(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "train_planner", _fake_training(0, []))
+    monkeypatch.setattr(runs, "train_planner", _fake_training(0, []))
     out = tmp_path / "run"
     assert cli.main(["train", *TINY, "--epochs", "30", "--out", str(out)]) == 130
     assert capsys.readouterr().err == (
@@ -129,7 +130,7 @@ def test_interrupt_while_generating_data_is_one_line_and_130(tmp_path, monkeypat
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "generate_splits", interrupted)
+    monkeypatch.setattr(runs, "generate_splits", interrupted)
     assert cli.main(["train", *TINY, "--out", str(tmp_path / "run")]) == 130
     assert capsys.readouterr().err == "idplan train: interrupted\n"
     assert not (tmp_path / "run").exists()
