@@ -27,18 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from idplan.agents.control.ilqr_controller import SWING_UP_HORIZON, ILQRController
-from idplan.agents.control.visual import (
+from idplan.agents.control import (
+    SWING_UP_HORIZON,
     FrameDecoder,
     FrameEncoder,
+    ILQRController,
     VisualILQR,
     collect_episodes,
-    prediction_error,
-    state_error,
-    swing_up_success,
-    train_visual_controller,
-    warm_up,
 )
+from idplan.agents.training import prediction_error, state_error, swing_up_success, train_visual_controller, warm_up
 from idplan.envs import PendulumParams
 from idplan.envs.atomic import atomic_path
 

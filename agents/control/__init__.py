@@ -2,8 +2,10 @@
 control from pixels (encoder, dILQR, decoder)."""
 
 from .ilqr_controller import CONTROL_TASKS, SWING_UP_HORIZON, ILQRController
+from .pixel_episodes import PixelEpisodes, collect_episodes
 from .receding import shift_plan
 from .shooting import MLPDynamics, ShootingMPC, TargetCost
+from .visual import FrameDecoder, FrameEncoder, VisualILQR
 
 __all__ = [
     "ILQRController",
@@ -13,4 +15,9 @@ __all__ = [
     "MLPDynamics",
     "TargetCost",
     "shift_plan",
+    "FrameEncoder",
+    "FrameDecoder",
+    "VisualILQR",
+    "PixelEpisodes",
+    "collect_episodes",
 ]

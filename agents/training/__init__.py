@@ -9,6 +9,7 @@ from .fit import StepResult, TrainingDiverged, fit
 from .imitation import BestEpoch, TrainConfig, imitation_loss, train_planner
 from .mapped import evaluate_mapped, mapper_metrics, train_end_to_end, train_mapper
 from .runs import TrainRun, evaluate_checkpoint, train_run
+from .visual import prediction_error, state_error, swing_up_success, train_visual_controller, warm_up
 
 __all__ = [
     "fit",
@@ -26,6 +27,11 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_mapped_checkpoint",
+    "warm_up",
+    "train_visual_controller",
+    "prediction_error",
+    "state_error",
+    "swing_up_success",
     "TrainRun",
     "train_run",
     "evaluate_checkpoint",

@@ -8,18 +8,10 @@ import pytest
 import torch
 
 from idplan.agents.cli import main as idplan_main
-from idplan.agents.control.ilqr_controller import ILQRController
-from idplan.agents.control.visual import (
-    FrameDecoder,
-    FrameEncoder,
-    VisualILQR,
-    collect_episodes,
-    frame_loss,
-    prediction_error,
-    train_visual_controller,
-    warm_up,
-)
+from idplan.agents.control import FrameDecoder, FrameEncoder, ILQRController, VisualILQR, collect_episodes
 from idplan.agents.runtime import PixelMPCAgent
+from idplan.agents.training import prediction_error, train_visual_controller, warm_up
+from idplan.agents.training.visual import frame_loss
 from idplan.envs import PendulumParams, pendulum_frames
 
 
