@@ -14,6 +14,8 @@ re-exported here::
     from idplan.envs import GridMazeEnv, generate_splits, grid_step, pendulum
 """
 
+from dataclasses import dataclass
+
 from gymnasium.envs.registration import register, registry
 
 from .arm import *  # noqa: F403
@@ -25,20 +27,46 @@ from .maze import __all__ as _maze
 from .miniworld import *  # noqa: F403
 from .miniworld import __all__ as _miniworld
 
-_ENVS = {
-    "idplan/GridMaze-v0": ("idplan.envs.maze:GridMazeEnv", None),
-    "idplan/ArmCSpace-v0": ("idplan.envs.arm:ArmCSpaceEnv", None),
-    "idplan/ArmWorkspace-v0": ("idplan.envs.arm:ArmWorkspaceEnv", None),
-    "idplan/MiniWorldNav-v0": ("idplan.envs.miniworld:MiniWorldNavEnv", None),
-    "idplan/Pendulum-v0": ("idplan.envs.control:PendulumEnv", 200),
-    "idplan/PendulumPixels-v0": ("idplan.envs.control:make_pendulum_pixels", 200),
-    "idplan/CartPole-v0": ("idplan.envs.control:CartPoleEnv", 200),
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What the library knows of one registered environment.
+
+    Attributes:
+        entry_point: the Gymnasium entry point.
+        max_episode_steps: Gymnasium's time limit (``None``: the env ends its own episodes).
+        control_task: the :data:`CONTROL_TASKS` entry a model-based controller plans with.
+        size_keyword: the constructor keyword that sets its size (maps, bins, frame pixels).
+        starts: the values its ``start`` keyword takes.
+    """
+
+    entry_point: str
+    max_episode_steps: int | None = None
+    control_task: str | None = None
+    size_keyword: str | None = None
+    starts: tuple[str, ...] = ()
+
+
+ENVS: dict[str, EnvInfo] = {
+    "idplan/GridMaze-v0": EnvInfo("idplan.envs.maze:GridMazeEnv", size_keyword="size"),
+    "idplan/ArmCSpace-v0": EnvInfo("idplan.envs.arm:ArmCSpaceEnv", size_keyword="bins"),
+    "idplan/ArmWorkspace-v0": EnvInfo("idplan.envs.arm:ArmWorkspaceEnv", size_keyword="bins"),
+    "idplan/MiniWorldNav-v0": EnvInfo("idplan.envs.miniworld:MiniWorldNavEnv", size_keyword="size"),
+    "idplan/Pendulum-v0": EnvInfo(
+        "idplan.envs.control:PendulumEnv", 200, control_task="pendulum", starts=("random", "down")
+    ),
+    "idplan/PendulumPixels-v0": EnvInfo(
+        "idplan.envs.control:make_pendulum_pixels", 200, "pendulum", size_keyword="size", starts=("random", "down")
+    ),
+    "idplan/CartPole-v0": EnvInfo(
+        "idplan.envs.control:CartPoleEnv", 200, control_task="cartpole", starts=("down", "up")
+    ),
 }
 
-ENV_IDS = tuple(_ENVS)  # the environments idplan registers
+ENV_IDS = tuple(ENVS)  # the environments idplan registers
 
-for _env_id, (_entry_point, _max_steps) in _ENVS.items():
+for _env_id, _info in ENVS.items():
     if _env_id not in registry:
-        register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_steps)
+        register(id=_env_id, entry_point=_info.entry_point, max_episode_steps=_info.max_episode_steps)
 
-__all__ = ["ENV_IDS", *_maze, *_arm, *_miniworld, *_control]
+__all__ = ["ENV_IDS", "ENVS", "EnvInfo", *_maze, *_arm, *_miniworld, *_control]

@@ -36,7 +36,8 @@ import warnings
 import torch
 from torch import nn
 
-from idplan.agents.control.ilqr_controller import CONTROL_TASKS, ILQRController
+from idplan.agents.control import ILQRController
+from idplan.envs import CONTROL_TASKS
 from idplan.solvers import NonConvergenceWarning
 
 FIELDS = {
@@ -88,7 +89,7 @@ def train_controller(task, data, start_params, fields, gradient, steps, lr, hori
 
 def train_sysid(task, data, start_params, fields, steps, lr, horizon):
     """Fit the dynamics parameters to the expert's transitions ``x_{t+1} = f(x_t, u_t)`` (cost known)."""
-    module, _ = CONTROL_TASKS[task]
+    module = CONTROL_TASKS[task].module
     controller = ILQRController.for_task(task, start_params, learn=fields, horizon=horizon)
     optimiser = torch.optim.RMSprop(controller.parameters(), lr=lr, alpha=0.5)
     X, U = data["x_expert"], data["u_train"]

@@ -1,7 +1,7 @@
 """Differentiable controllers: the dILQR controller, the random-shooting MPC argmin layer, and
 control from pixels (encoder, dILQR, decoder)."""
 
-from .ilqr_controller import CONTROL_TASKS, SWING_UP_HORIZON, ILQRController
+from .ilqr_controller import SWING_UP_HORIZON, ILQRController
 from .pixel_episodes import PixelEpisodes, collect_episodes
 from .receding import shift_plan
 from .shooting import MLPDynamics, ShootingMPC, TargetCost
@@ -9,7 +9,6 @@ from .visual import FrameDecoder, FrameEncoder, VisualILQR
 
 __all__ = [
     "ILQRController",
-    "CONTROL_TASKS",
     "SWING_UP_HORIZON",
     "ShootingMPC",
     "MLPDynamics",

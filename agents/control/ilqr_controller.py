@@ -11,20 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from types import ModuleType
 from typing import Any
 
 import torch
 from torch import nn
 
-from ...envs import cartpole, pendulum
+from ...envs import CONTROL_TASKS
 from ...solvers import TrajectorySolution, ilqr
 
-CONTROL_TASKS: dict[str, tuple[ModuleType, type]] = {
-    "pendulum": (pendulum, pendulum.PendulumParams),
-    "cartpole": (cartpole, cartpole.CartPoleParams),
-}
-_BOUND_FIELD = {"pendulum": "max_torque", "cartpole": "max_force"}
 SWING_UP_HORIZON = {"pendulum": 20, "cartpole": 30}  # MPC horizons that swing each env up (examples/mpc_swingup.py)
 
 
@@ -86,9 +80,10 @@ class ILQRController(nn.Module):
         """A controller for ``"pendulum"`` or ``"cartpole"`` with the env's own model (default: true parameters)."""
         if task not in CONTROL_TASKS:
             raise ValueError(f"unknown control task {task!r}; choose from {sorted(CONTROL_TASKS)}")
-        module, params_cls = CONTROL_TASKS[task]
-        params = params if params is not None else params_cls()
-        kwargs.setdefault("bound", float(getattr(params, _BOUND_FIELD[task])))
+        spec = CONTROL_TASKS[task]
+        params = params if params is not None else spec.params()
+        kwargs.setdefault("bound", float(getattr(params, spec.bound_field)))
+        module = spec.module
         return cls(module.observation_dynamics, module.cost, params, to_state=module.state_from_observation, **kwargs)
 
     def params(self, like: torch.Tensor | None = None) -> Any:

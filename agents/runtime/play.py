@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ...envs import ENV_IDS  # importing idplan.envs registers the environments
+from ...envs import ENV_IDS, ENVS  # importing idplan.envs registers the environments
 from ...envs.atomic import atomic_path
 from ..control.ilqr_controller import SWING_UP_HORIZON, ILQRController
 from ..training.checkpoints import load_checkpoint, load_mapped_checkpoint
@@ -24,24 +24,6 @@ from .agent import Agent
 from .baseline_agents import MazeExpert, RandomAgent
 from .control_agents import MPCAgent, TrueStateAgent
 from .planner_agents import MappedPlannerAgent, PlannerAgent
-
-ENV_TASKS = {  # env id -> controller task
-    "idplan/Pendulum-v0": "pendulum",
-    "idplan/PendulumPixels-v0": "pendulum",
-    "idplan/CartPole-v0": "cartpole",
-}
-ENV_SIZE_KWARG = {  # env id -> the keyword that ``idplan play --size`` sets
-    "idplan/GridMaze-v0": "size",
-    "idplan/MiniWorldNav-v0": "size",
-    "idplan/ArmCSpace-v0": "bins",
-    "idplan/ArmWorkspace-v0": "bins",
-    "idplan/PendulumPixels-v0": "size",
-}
-ENV_STARTS = {  # env id -> the starts its ``start`` keyword takes (``idplan play --start``)
-    "idplan/Pendulum-v0": ("random", "down"),
-    "idplan/PendulumPixels-v0": ("random", "down"),
-    "idplan/CartPole-v0": ("down", "up"),
-}
 
 
 def check_env_id(env_id: str) -> None:
@@ -58,14 +40,16 @@ def play_env_kwargs(env_id: str, size: int | None = None, start: str | None = No
     option where the environment does not take it, or not that value."""
     kwargs: dict[str, Any] = {}
     if size is not None:
-        if env_id not in ENV_SIZE_KWARG:
-            raise ValueError(f"--size applies to {', '.join(ENV_SIZE_KWARG)}, not {env_id}")
-        kwargs[ENV_SIZE_KWARG[env_id]] = size
+        sized = [known for known, info in ENVS.items() if info.size_keyword]
+        if env_id not in sized:
+            raise ValueError(f"--size applies to {', '.join(sized)}, not {env_id}")
+        kwargs[ENVS[env_id].size_keyword] = size
     if start is not None:
-        if env_id not in ENV_STARTS:
-            raise ValueError(f"--start applies to {', '.join(ENV_STARTS)}, not {env_id}")
-        if start not in ENV_STARTS[env_id]:
-            raise ValueError(f"--start for {env_id} must be one of {', '.join(ENV_STARTS[env_id])}, got {start!r}")
+        started = [known for known, info in ENVS.items() if info.starts]
+        if env_id not in started:
+            raise ValueError(f"--start applies to {', '.join(started)}, not {env_id}")
+        if start not in ENVS[env_id].starts:
+            raise ValueError(f"--start for {env_id} must be one of {', '.join(ENVS[env_id].starts)}, got {start!r}")
         kwargs["start"] = start
     return kwargs
 
@@ -74,19 +58,19 @@ def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0) -> Agent:
     """An agent for ``env`` from ``spec``: ``"random"``, ``"expert"``, ``"mpc"`` or a checkpoint path."""
     if spec == "random":
         return RandomAgent(env, seed)
-    if env_id in ENV_TASKS:
+    task = ENVS[env_id].control_task if env_id in ENVS else None
+    if task is not None:
         if spec in ("expert", "mpc"):  # iLQR MPC with the true model is the controllers' expert
-            horizon = SWING_UP_HORIZON[ENV_TASKS[env_id]]
-            agent = MPCAgent(
-                ILQRController.for_task(ENV_TASKS[env_id], env.unwrapped.params, horizon=horizon, max_iter=50)
-            )
+            horizon = SWING_UP_HORIZON[task]
+            agent = MPCAgent(ILQRController.for_task(task, env.unwrapped.params, horizon=horizon, max_iter=50))
             pixels = len(env.observation_space.shape or ()) > 1
             return TrueStateAgent(agent, env) if pixels else agent
         raise ValueError(f"agent {spec!r} is not available for {env_id}: use mpc, expert or random")
     if spec == "expert":
         return MazeExpert(env, seed)
     if spec == "mpc":
-        raise ValueError(f"agent 'mpc' needs a control environment ({sorted(ENV_TASKS)}), not {env_id}")
+        controlled = sorted(known for known, info in ENVS.items() if info.control_task)
+        raise ValueError(f"agent 'mpc' needs a control environment ({controlled}), not {env_id}")
     if not Path(spec).is_file():
         raise ValueError(f"agent must be random, expert, mpc or a checkpoint file; {spec!r} is none of these")
     spaces = getattr(env.observation_space, "spaces", {})

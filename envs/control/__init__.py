@@ -9,13 +9,35 @@ controller cannot disagree::
     model, cost = pendulum.observation_dynamics, pendulum.cost
 """
 
+from dataclasses import dataclass
+from types import ModuleType
+
 from . import cartpole, pendulum
 from .base import ControlEnv, check_params, params_as_tensors
 from .cartpole import CartPoleEnv, CartPoleParams
 from .pendulum import PendulumEnv, PendulumParams
 from .pendulum_pixels import PendulumFrameEnv, make_pendulum_pixels, pendulum_frames
 
+
+@dataclass(frozen=True)
+class ControlTask:
+    """A control task as a model-based controller sees it: the module of its pure functions
+    (``observation_dynamics``, ``cost``, ``state_from_observation``), its parameter dataclass and
+    the field of that dataclass that bounds the control."""
+
+    module: ModuleType
+    params: type
+    bound_field: str
+
+
+CONTROL_TASKS: dict[str, ControlTask] = {
+    "pendulum": ControlTask(pendulum, PendulumParams, "max_torque"),
+    "cartpole": ControlTask(cartpole, CartPoleParams, "max_force"),
+}
+
 __all__ = [
+    "CONTROL_TASKS",
+    "ControlTask",
     "pendulum",
     "cartpole",
     "ControlEnv",

@@ -56,11 +56,6 @@ class SolverStats:
     not_minimum: torch.Tensor | None = None
     curvature: torch.Tensor | None = None
 
-    @property
-    def failed(self) -> torch.Tensor:
-        """``[B]`` bool: the sample did not converge (for any reason)."""
-        return ~self.converged
-
     def summary(self) -> str:
         """One line: converged count, iterations and worst residual."""
         b = self.converged.numel()
