@@ -5,10 +5,11 @@
     U* = argmin_U  sum_{t=1..H} cost(x_t) + control_weight |u_t|^2,   x_t = dynamics(x_{t-1}, u_{t-1}),
 
 with bounded controls ``u = bound * tanh(v)`` over unconstrained ``v`` (so stationary points are interior).
-The forward is random shooting (``particles`` sequences, the best kept) polished by a few saddle-free
-Newton steps (``|eigenvalues|`` of the Hessian, backtracking on the score: a plain Newton step from a
-random-shooting answer can climb to a worse stationary point) towards stationarity; the backward is the solver core's argmin adjoint (CG on Hessian-vector products), which
-needs nothing of the forward. Gradients reach the parameters of ``dynamics`` and ``cost``.
+The forward is random shooting (``particles`` sequences, the best kept), refined by the core's
+``argmin(refine=...)``: saddle-free Newton steps (:class:`~idplan.solvers.SaddleFreeNewton`:
+``|eigenvalues|`` of the Hessian, backtracking on the score, since a plain Newton step from a
+random-shooting answer can climb to a worse stationary point) towards a minimum; the backward is
+the solver core's argmin adjoint (CG on Hessian-vector products), which needs nothing of the forward. Gradients reach the parameters of ``dynamics`` and ``cost``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class ShootingMPC(nn.Module):
         horizon: ``H`` (may be changed between calls, e.g. grown during training).
         particles: random-shooting candidates per state (1000 in the paper).
         bound: control bound; control_weight: the ``|u|^2`` weight.
-        refine: polishing Newton steps after shooting; generator: for the candidates (reproducible).
+        refine: saddle-free Newton steps after shooting (at most; fewer once stationary);
+            generator: for the candidates (reproducible).
         adjoint: ``"implicit"`` (default: CG on Hessian-vector products to the dtype's tolerance, a
             miss raises in ``backward()``) or an adjoint object, e.g.
             ``ImplicitAdjoint(linear_solver=CG(ridge=1e-6))`` for (nearly) singular Hessians.
@@ -136,31 +138,6 @@ class ShootingMPC(nn.Module):
             scores = self.score(V, x0[:, None].expand(-1, self.particles, -1))
         return V[torch.arange(batch), scores.argmin(1)]
 
-    def polish(self, V: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        """``refine`` saddle-free Newton steps with backtracking, per sample (no gradient)."""
-        grad = torch.func.vmap(torch.func.grad(self.score))
-        hess = torch.func.vmap(torch.func.hessian(self.score))
-        steps = 0.5 ** torch.arange(8, dtype=V.dtype, device=V.device)
-        with torch.no_grad():
-            for _ in range(self.refine):
-                g, H = grad(V, x0), hess(V, x0)
-                # a plan whose gradient or Hessian is not finite (a learned model blown up along it)
-                # takes no step, and is reported non-stationary by the argmin's stats
-                finite = torch.isfinite(g).all(-1) & torch.isfinite(H).all((-1, -2))
-                g = torch.where(finite[:, None], g, 0.0)
-                H = torch.where(finite[:, None, None], H, torch.eye(H.shape[-1], dtype=H.dtype, device=H.device))
-                evals, evecs = torch.linalg.eigh(0.5 * (H + H.transpose(-1, -2)))
-                scale = evals.abs().amax(-1, keepdim=True)
-                evals = evals.abs().clamp_min(1e-8 * scale + torch.finfo(V.dtype).tiny)
-                direction = -(evecs @ ((evecs.transpose(-1, -2) @ g.unsqueeze(-1)) / evals.unsqueeze(-1))).squeeze(-1)
-                trial = V + steps[:, None, None] * direction  # [L, B, H*m]
-                scores = self.score(trial, x0.expand(len(steps), *x0.shape))
-                current = self.score(V, x0)
-                better = scores <= current + 10 * torch.finfo(V.dtype).eps * current.abs()  # rounding-level ties pass
-                first = torch.argmax(better.to(torch.int8), dim=0)
-                V = torch.where(better.any(0)[:, None], trial[first, torch.arange(V.shape[0])], V)
-        return V
-
     def _adjoint(self, dtype: torch.dtype) -> Any:
         if self.adjoint == "implicit":  # to tolerance (100 CG steps at most): a miss raises in backward()
             return ImplicitAdjoint(linear_solver=CG(), rtol=default_tolerances(dtype)[1])
@@ -177,7 +154,8 @@ class ShootingMPC(nn.Module):
                 lambda V, x: self.score(V, x),
                 x0.new_zeros(x0.shape[0], self.horizon * self.m),
                 x0,
-                solver=lambda score, V0, x: self.polish(self.shoot(x, warm_start), x),
+                solver=lambda score, V0, x: self.shoot(x, warm_start),
+                refine=self.refine,
                 adjoint=self._adjoint(x0.dtype),
                 rtol=self.rtol,
                 atol=1e-8,

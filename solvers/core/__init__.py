@@ -13,7 +13,7 @@ from .adjoint import (
     make_adjoint,
     make_linear_solver,
 )
-from .forward import Anderson, Broyden, ForwardIteration, LinearOperator, Newton
+from .forward import Anderson, Broyden, ForwardIteration, LinearOperator, Newton, SaddleFreeNewton
 from .implicit import Optimality
 from .jacobian import jacobian_frobenius_sq, max_norm_gain
 from .linear import CG, GMRES, CGNormal, Dense
@@ -36,6 +36,7 @@ __all__ = [
     "Anderson",
     "Broyden",
     "Newton",
+    "SaddleFreeNewton",
     "CG",
     "CGNormal",
     "GMRES",

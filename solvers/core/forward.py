@@ -304,3 +304,55 @@ class Newton(_Nonlinear):
             z_new, r_new, step_new = self._eval(fn, proposal)
             z, r = tracker.update(z_new, r_new)
             step = torch.where(tracker.active[:, None], step_new, step)
+
+
+@dataclass(frozen=True)
+class SaddleFreeNewton:
+    """Minimise ``score`` (``[B, N] -> [B]``) by saddle-free Newton steps (Dauphin et al. 2014): the
+    Newton step with the Hessian's eigenvalues replaced by their absolute values (floored at
+    ``1e-8`` of the largest), then backtracking on the score over ``halvings`` step sizes.
+
+    Unlike :class:`Newton` on the gradient, which walks to any stationary point, every accepted step
+    lowers the score, so it refines an answer of a global forward (random shooting) towards a
+    minimum. It is what :func:`~idplan.solvers.argmin` uses for ``refine``. ``fn`` (the gradient,
+    the argmin's residual) is what the tracker measures. A sample whose gradient or Hessian is not
+    finite takes no step (and stays unconverged). Dense Hessians: small ``N`` (``<= max_dim``).
+    """
+
+    score: Callable[[torch.Tensor], torch.Tensor]
+    halvings: int = 8
+    max_dim: int = 256
+
+    def solve(self, fn: Residual, z0: torch.Tensor, tracker: Tracker) -> None:
+        if z0.shape[1] > self.max_dim:
+            raise ValueError(
+                f"SaddleFreeNewton: a dense {z0.shape[1]}x{z0.shape[1]} Hessian exceeds max_dim={self.max_dim}"
+            )
+        steps = 0.5 ** torch.arange(self.halvings, dtype=z0.dtype, device=z0.device)
+        z = z0.detach()
+        with torch.no_grad():
+            tracker.start(z, fn(z))
+        while tracker.keep_going():
+            with torch.enable_grad():
+                zz = z.detach().requires_grad_()
+                g = fn(zz)
+                H = dense_jacobian(g, zz).detach()
+            g = g.detach()
+            finite = torch.isfinite(g).all(-1) & torch.isfinite(H).all((-1, -2))
+            g = torch.where(finite[:, None], g, 0.0)
+            H = torch.where(finite[:, None, None], H, torch.eye(H.shape[-1], dtype=H.dtype, device=H.device))
+            evals, evecs = torch.linalg.eigh(0.5 * (H + H.transpose(-1, -2)))
+            scale = evals.abs().amax(-1, keepdim=True)
+            evals = evals.abs().clamp_min(1e-8 * scale + torch.finfo(z.dtype).tiny)
+            direction = -(evecs @ ((evecs.transpose(-1, -2) @ g.unsqueeze(-1)) / evals.unsqueeze(-1))).squeeze(-1)
+            with torch.no_grad():
+                current = self.score(z)
+                rounding = 10 * torch.finfo(z.dtype).eps * current.abs()  # rounding-level ties pass
+                z_new = z
+                taken = torch.zeros_like(finite)
+                for step in steps:  # the largest step that does not raise the score
+                    trial = z + step * direction
+                    better = ~taken & (self.score(trial) <= current + rounding)
+                    z_new = torch.where(better[:, None], trial, z_new)
+                    taken = taken | better
+                z, _ = tracker.update(z_new, fn(z_new))

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .adjoint import ImplicitAdjoint, make_adjoint, make_linear_solver
-from .forward import Anderson, Broyden, ForwardIteration, Newton, dense_jacobian
+from .forward import Anderson, Broyden, ForwardIteration, Newton, SaddleFreeNewton, dense_jacobian
 from .implicit import Optimality, implicit_jvp_flat
 from .options import SolveOptions, default_tolerances  # noqa: F401 (re-exported)
 from .registry import resolve
@@ -153,6 +153,10 @@ def argmin(
     on Hessian-vector products. Arguments as in :func:`fixed_point`; tolerances default as in
     :func:`root_find`.
 
+    With a callable forward, ``refine=k`` takes up to ``k`` saddle-free Newton steps
+    (:class:`~idplan.solvers.SaddleFreeNewton`: every accepted step lowers the score) from its
+    answer, where the root finders take Newton steps.
+
     Second-order conditions are checked where a dense Hessian is affordable (``N <= 256``): a
     stationary point whose Hessian is not positive definite (a maximum, a saddle, an inflection) is
     not converged (``stats.not_minimum``, ``stats.curvature``), so it raises, or with
@@ -176,7 +180,8 @@ def argmin(
     optimality = Optimality(residual, args, spec, "cg")
     _check_curvature(optimality, y0)
     options = SolveOptions(max_iter, atol, rtol, throw, return_best, divergence_factor, check_every, refine)
-    return _solve("argmin", score, optimality, y0, solver, adjoint, options)
+    refiner = SaddleFreeNewton(lambda y: score(unpack(y, spec), args))
+    return _solve("argmin", score, optimality, y0, solver, adjoint, options, refiner)
 
 
 def _state_residual(fn: Callable[[State, Any], State], what: str):
@@ -213,11 +218,15 @@ def _second_order(
     near a degenerate one (``y**3`` near its inflection, where ``lam`` shrinks with the tolerance)
     the second.
     """
-    if z_star.shape[1] > max_dim:
+    if z_star.shape[1] > max_dim or not bool(stats.converged.any()):
         return
     with torch.enable_grad():
         z = z_star.detach().requires_grad_()
         hessian = dense_jacobian(optimality(z), z).detach()
+    finite = torch.isfinite(hessian).all(-1).all(-1)  # the others are flagged already (not converged)
+    hessian = torch.where(
+        finite[:, None, None], hessian, torch.eye(hessian.shape[-1], dtype=hessian.dtype, device=hessian.device)
+    )
     eigenvalues, eigenvectors = torch.linalg.eigh(0.5 * (hessian + hessian.transpose(1, 2)))
     smallest, direction = eigenvalues[:, 0], eigenvectors[:, :, 0]
     threshold = float(torch.finfo(z_star.dtype).eps) ** 0.5 * eigenvalues.abs().max(dim=1).values.clamp_min(1.0)
@@ -237,9 +246,17 @@ def _second_order(
 
 
 def _solve(
-    kind: str, user_fn: Callable, optimality: Optimality, z0: State, solver: Any, adjoint: Any, options: SolveOptions
+    kind: str,
+    user_fn: Callable,
+    optimality: Optimality,
+    z0: State,
+    solver: Any,
+    adjoint: Any,
+    options: SolveOptions,
+    refiner: Any = None,
 ) -> Solution:
-    """Run the forward, check its answer (and an argmin's curvature), report failure as ``options``
+    """Run the forward (a callable's answer refined by ``refiner``, default :class:`Newton`, when
+    ``options.refine``), check its answer (and an argmin's curvature), report failure as ``options``
     say, and let the adjoint attach the gradient."""
     spec = optimality.spec
     solver = make_solver(solver)
@@ -251,10 +268,10 @@ def _solve(
     with torch.set_grad_enabled(adjoint.records_forward and torch.is_grad_enabled()):
         if not user_forward:
             solver.solve(optimality, flat0, tracker)
-        else:  # a user's callable forward: its answer is checked (and refined by Newton steps if asked)
+        else:  # a user's callable forward: its answer is checked (and refined if asked)
             answer = pack(solver(user_fn, z0, optimality.args), spec, "the solver's answer")
             if options.refine:
-                Newton().solve(optimality, answer, tracker)
+                (refiner or Newton()).solve(optimality, answer, tracker)
             else:
                 tracker.start(answer, optimality(answer))
         z_star, stats = tracker.result(options.return_best)

@@ -75,8 +75,18 @@ def test_target_cost_with_learnable_weights():
 
 
 def test_polish_leaves_a_plan_with_a_non_finite_hessian_in_place():
+    """The refinement (the core's saddle-free Newton, as ShootingMPC uses it) moves the finite plan
+    and leaves the one whose score is NaN where it was, flagged."""
+    import warnings
+
+    from idplan.solvers import argmin
+
     mpc = make(torch.tensor([0.2, 0.1], dtype=DT))
     x0 = torch.tensor([[1.0, 0.0], [float("nan"), 0.3]], dtype=DT)  # the second plan's score is NaN
     V = torch.zeros(2, 4, dtype=DT)
-    polished = mpc.polish(V, x0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = argmin(mpc.score, V, x0, solver=lambda score, v, x: V, refine=8, throw=False)
+    polished = sol.value.detach()
     assert torch.equal(polished[1], V[1]) and not torch.equal(polished[0], V[0])
+    assert sol.stats.nonfinite.tolist() == [False, True] and bool(sol.stats.converged[0])
