@@ -1,5 +1,5 @@
 """The ``idplan`` command line: argument parsing for ``idplan demo``, ``idplan train``, ``idplan eval``,
-``idplan play``; the runs themselves are :mod:`idplan.agents.training.runs` and :mod:`idplan.agents.runtime.play`.
+``idplan play``; the runs themselves are :mod:`idplan.agents.training.runs` and :mod:`idplan.agents.runtime.interactive`.
 
     idplan demo --out runs/demo                       # small maze, trained and evaluated in minutes on CPU
     idplan train --planner vin --mode implicit --size 15 --epochs 30 --out runs/vin15
@@ -35,7 +35,7 @@ import torch
 from ..envs import SPLITS
 from ..solvers import LINEAR_SOLVERS, SOLVERS
 from .planners import MODES, PLANNERS
-from .training.fit import TrainingDiverged
+from .training.loop import TrainingDiverged
 from .training.runs import RUN_FILES, TrainRun, evaluate_checkpoint, train_run
 
 
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_play(args) -> dict[str, Any]:
-    from .runtime.play import check_env_id, play, play_env_kwargs
+    from .runtime.interactive import check_env_id, play, play_env_kwargs
 
     check_env_id(args.env_id)
     env_kwargs = play_env_kwargs(args.env_id, size=args.size, start=args.start)

@@ -31,8 +31,8 @@ import torch
 from idplan.agents import make_planner
 from idplan.agents.mappers import MappedPlanner
 from idplan.agents.mappers.panorama import PanoramaMapper
+from idplan.agents.runtime.interactive import record_rollout
 from idplan.agents.runtime.planner_agents import MappedPlannerAgent
-from idplan.agents.runtime.play import record_rollout
 from idplan.agents.training import evaluate_mapped, train_end_to_end
 from idplan.agents.training.checkpoints import planner_config, save_checkpoint
 from idplan.agents.training.imitation import BestEpoch, TrainConfig

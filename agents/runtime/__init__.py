@@ -6,8 +6,8 @@ policies (``idplan.agents.runtime.sb3_policies``, imported on use: it needs stab
 from .agent import Agent
 from .baseline_agents import MazeExpert, RandomAgent
 from .control_agents import MPCAgent, PixelMPCAgent, TrueStateAgent
+from .interactive import make_agent, play, record_rollout
 from .planner_agents import MappedPlannerAgent, PlannerAgent
-from .play import make_agent, play, record_rollout
 
 __all__ = [
     "Agent",

@@ -5,8 +5,8 @@ checkpoints (weights plus the recipe that rebuilds them; ``weights_only`` loads)
 
 from .checkpoints import build_planner, load_checkpoint, load_mapped_checkpoint, planner_config, save_checkpoint
 from .evaluation import evaluate_planner, predict_actions, rollout_metrics
-from .fit import StepResult, TrainingDiverged, fit
 from .imitation import BestEpoch, TrainConfig, imitation_loss, train_planner
+from .loop import StepResult, TrainingDiverged, fit
 from .mapped import evaluate_mapped, mapper_metrics, train_end_to_end, train_mapper
 from .runs import TrainRun, evaluate_checkpoint, train_run
 from .visual import prediction_error, state_error, swing_up_success, train_visual_controller, warm_up

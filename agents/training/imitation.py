@@ -19,7 +19,7 @@ from ...envs import MazeDataset, MazeTorchDataset
 from ...solvers import jacobian_frobenius_sq
 from ..planners.base import Planner
 from .evaluation import evaluate_planner
-from .fit import StepResult, TrainingDiverged, fit
+from .loop import StepResult, TrainingDiverged, fit
 
 
 @dataclass(frozen=True)
@@ -105,12 +105,12 @@ def train_planner(
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``planner`` by imitation (RMSprop, the papers' settings) on :func:`~.fit.fit`; returns
+    """Train ``planner`` by imitation (RMSprop, the papers' settings) on :func:`~.loop.fit`; returns
     one metrics dict per epoch.
 
     Each step's loss is the cross-entropy to the expert's actions (plus ``config.jacobian_weight``
     times the Jacobian penalty, which pushes a learned step towards a contraction). The loop's rules
-    hold (see :func:`~.fit.fit`): skipped steps for failed fixed points, adjoints that miss their
+    hold (see :func:`~.loop.fit`): skipped steps for failed fixed points, adjoints that miss their
     tolerance and non-finite losses, :class:`TrainingDiverged`, ``metrics.jsonl``/``metrics.csv`` in
     ``log_dir`` (which must not hold another run's metrics). Deterministic for a given
     ``config.seed`` (data order and probes). ``on_epoch_end(row)`` is called with each epoch's

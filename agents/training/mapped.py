@@ -1,4 +1,4 @@
-"""Training and scoring a :class:`~idplan.agents.mappers.MappedPlanner` (both on :func:`~.fit.fit`).
+"""Training and scoring a :class:`~idplan.agents.mappers.MappedPlanner` (both on :func:`~.loop.fit`).
 
 :func:`train_mapper` pre-trains a mapper by binary cross-entropy against the true maps,
 :func:`train_end_to_end` trains mapper and planner together from the imitation loss on the predicted
@@ -23,8 +23,8 @@ from torch import nn
 
 from ..mappers.mapped import MappedPlanner, occupancy_loss
 from .evaluation import rollout_metrics
-from .fit import StepResult, fit
 from .imitation import TrainConfig, imitation_loss
+from .loop import StepResult, fit
 
 
 def _batches(data, config: TrainConfig):

@@ -29,8 +29,8 @@ from ..planners.base import Planner
 from ..runtime.planner_agents import PlannerAgent
 from .checkpoints import build_planner, load_checkpoint, planner_config, save_checkpoint
 from .evaluation import evaluate_planner
-from .fit import TrainingDiverged
 from .imitation import BestEpoch, TrainConfig, train_planner
+from .loop import TrainingDiverged
 
 # the files a run writes in its --out directory (--overwrite removes exactly these)
 RUN_FILES = ("checkpoint.pt", "last.pt", "summary.json", "metrics.csv", "metrics.jsonl", "rollout.gif")
@@ -322,7 +322,7 @@ def render_rollout(
         import imageio.v3  # noqa: F401
     except ImportError as error:
         raise ValueError('writing the GIF needs imageio: pip install "idplan[render]"') from error
-    from ..runtime.play import record_rollout
+    from ..runtime.interactive import record_rollout
 
     task, tasks = 0, _tasks(data)
     start = np.unravel_index(int(tasks.distances[task].argmax()), tasks.distances[task].shape)

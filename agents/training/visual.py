@@ -1,4 +1,4 @@
-"""Training and scoring control from pixels (:class:`~idplan.agents.control.VisualILQR`), on :func:`~.fit.fit`:
+"""Training and scoring control from pixels (:class:`~idplan.agents.control.VisualILQR`), on :func:`~.loop.fit`:
 :func:`warm_up` supervises encoder and decoder with the true states, :func:`train_visual_controller`
 trains encoder and controller parameters on the frame loss alone; :func:`prediction_error`,
 :func:`state_error` and :func:`swing_up_success` score the result."""
@@ -18,7 +18,7 @@ from ..control.ilqr_controller import ILQRController
 from ..control.pixel_episodes import PixelEpisodes
 from ..control.receding import shift_plan
 from ..control.visual import FrameEncoder, VisualILQR
-from .fit import StepResult, fit
+from .loop import StepResult, fit
 
 
 def frame_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -36,7 +36,7 @@ def warm_up(
     progress: bool = True,
 ) -> list[dict[str, float]]:
     """State supervision: the encoder regresses the true observation (MSE) and the decoder renders
-    true observations (frame BCE). The controller is not involved. Adam, on :func:`~idplan.agents.training.fit`."""
+    true observations (frame BCE). The controller is not involved. Adam, on :func:`~idplan.agents.training.loop`."""
     stacks, obs, _ = data.windows(model.encoder.frames, 1)
     targets = stacks[:, -1]  # the newest frame shows the observation at t
     parameters = list(model.encoder.parameters()) + list(model.decoder.parameters())
@@ -72,7 +72,7 @@ def train_visual_controller(
 ) -> list[dict[str, float]]:
     """Train the encoder and the controller's parameters (and, with ``train_decoder``, the decoder)
     on the frame loss of the predicted future (``horizon`` = the controller's), gradients through
-    dILQR by its adjoint, on :func:`~idplan.agents.training.fit`. Per epoch: the mean frame BCE, the
+    dILQR by its adjoint, on :func:`~idplan.agents.training.loop`. Per epoch: the mean frame BCE, the
     learned parameters, the fraction of converged plans and the wall time.
 
     The learned physics (log-parameters) take ``physics_lr``, the networks the smaller ``lr``: with

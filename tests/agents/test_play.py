@@ -6,7 +6,7 @@ import imageio.v3 as iio
 import pytest
 
 from idplan.agents.cli import main as idplan_main
-from idplan.agents.runtime.play import play
+from idplan.agents.runtime.interactive import play
 
 
 @pytest.fixture(autouse=True)

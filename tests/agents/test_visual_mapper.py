@@ -95,7 +95,7 @@ def test_mapped_planner_agent_acts_and_draws_its_map(nav_data):
 
 
 def test_a_mapped_checkpoint_round_trips_and_plays(nav_data, tmp_path):
-    from idplan.agents.runtime.play import play
+    from idplan.agents.runtime.interactive import play
     from idplan.agents.training.checkpoints import (
         load_checkpoint,
         load_mapped_checkpoint,

@@ -129,7 +129,7 @@ def test_env_rejects_a_goal_on_a_wall(MazeWorld):
 
 
 def test_play_records_a_gif(MazeWorld, tmp_path):
-    from idplan.agents.runtime.play import play
+    from idplan.agents.runtime.interactive import play
 
     summary = play(
         "idplan/MiniWorldNav-v0", "expert", record=tmp_path / "nav.gif", env_kwargs={"size": 7}, max_steps=40
