@@ -150,7 +150,7 @@ def make_data(task, size, horizon, seed):
 
 
 def run(task, mode, method, size, seed, args):
-    truth = CONTROL_TASKS[task][1]()
+    truth = CONTROL_TASKS[task].params()
     data = make_data(task, size, args.horizon, seed)
     fields = FIELDS[task][mode]
     start = perturbed(truth, fields, torch.Generator().manual_seed(1000 + seed))

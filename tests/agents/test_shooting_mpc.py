@@ -69,7 +69,13 @@ def test_target_cost_with_learnable_weights():
     torch.testing.assert_close(cost(x), torch.tensor([2.5], dtype=DT))
     cost(x).sum().backward()
     assert cost.log_weights.grad[0] != 0 and cost.log_weights.grad[1] == 0 and cost.target.grad is not None
-    assert TargetCost(weights, torch.zeros(3, dtype=DT)).weights is not None  # fixed weights: a buffer
+    fixed = TargetCost(weights, torch.zeros(3, dtype=DT))  # fixed weights: the given ones, as a buffer
+    torch.testing.assert_close(fixed.weights, weights, rtol=0, atol=0)
+    assert [name for name, _ in fixed.named_parameters()] == ["target"]  # not a parameter: not trained
+    assert any(buffer is fixed.weights for buffer in fixed.buffers())  # a buffer: saved and moved with the module
+    assert "fixed_weights" in fixed.state_dict() and not fixed.weights.requires_grad
+    fixed(x).sum().backward()
+    assert fixed.weights.grad is None and fixed.target.grad is not None
     with pytest.raises(ValueError, match="non-negative"):
         TargetCost(-weights, torch.zeros(3, dtype=DT))
 

@@ -1,5 +1,6 @@
 """Imitation training, evaluation metrics, checkpoints, the Gymnasium agent and the ``idplan`` CLI."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -139,27 +140,43 @@ def test_checkpoint_round_trip_and_foreign_files(tmp_path):
 
 def test_planner_agent_acts_in_the_env_and_draws_its_plan():
     torch.manual_seed(0)
-    agent = PlannerAgent(make_planner("vin", **TINY))
+    planner = make_planner("vin", **TINY)
+    agent = PlannerAgent(planner)
     env = GridMazeEnv(size=9, render_mode="rgb_array")
     obs, _ = env.reset(seed=0)
-    plain = env.render()
+    with torch.no_grad():  # the plan: the planner's logits on the observed map and goal
+        logits = planner(torch.from_numpy(np.stack([obs["map"], obs["goal"]]).astype(np.float32))[None]).logits[0]
     for _ in range(5):
         action = agent.act(obs)
-        assert 0 <= action < 4
+        row, col = obs["position"]
+        assert env.action_space.contains(action) and action == int(logits[:, row, col].argmax())  # greedy
         obs, *_ = env.step(action)
     agent.draw_on(env)
-    assert not np.array_equal(env.render()[..., :], plain)
+    drawn = env.render()
+    env.unwrapped.clear_overlay()
+    bare = env.render()  # the same state without the overlay
+    cell = bare.shape[0] // 9
+    assert bare.shape == drawn.shape == (9 * cell, 9 * cell, 3)
+    changed = (drawn != bare).any(-1).reshape(9, cell, 9, cell).any((1, 3))  # per map cell
+    free = env.unwrapped.free
+    assert changed[free].all()  # the value heat map and the arrows cover every free cell
 
 
 def test_cli_train_then_eval_on_the_community_file(tmp_path, capsys):
     out = tmp_path / "run"
     code = idplan_main(
         ["train", "--planner", "vin", "--size", "7", "--n-train", "64", "--n-valid", "8", "--n-test", "8",
-         "--epochs", "1", "--q-channels", "8", "--iterations", "30", "--quiet", "--out", str(out)]
+         "--epochs", "2", "--q-channels", "8", "--iterations", "30", "--quiet", "--out", str(out)]
     )  # fmt: skip
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert Path(summary["checkpoint"]).exists() and 0.0 <= summary["test"]["success"] <= 1.0
+    # the summary's test figures are the saved checkpoint's on the same (regenerated) test split
+    planner, extra = load_checkpoint(summary["checkpoint"])
+    test = evaluate_planner(planner, generate_splits(7, 64, 8, 8, seed=0, progress=False)["test"])
+    assert summary["test"] == {k: round(v, 4) if isinstance(v, float) else v for k, v in test.items()}
+    assert extra["test"] == test and extra["epochs"] == summary["best_epoch"] in (1, 2)
+    with open(out / "metrics.csv", newline="") as f:  # a header and one row per epoch
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2] and summary["epochs_completed"] == 2
     assert idplan_main(["eval", summary["checkpoint"], "--size", "9", "--n", "4"]) == 0  # generalisation path
     generated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert generated["maps"] == 4 and "9x9" in generated["dataset"]
@@ -175,7 +192,11 @@ def test_cli_train_then_eval_on_the_community_file(tmp_path, capsys):
 
 def test_cli_reports_bad_input(tmp_path, capsys):
     code = idplan_main(["eval", str(tmp_path / "missing.pt"), "--dataset", str(tmp_path / "none.npz")])
-    assert code == 2 and "error" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"idplan eval: error: --dataset {tmp_path / 'none.npz'}: no such file\n"
+    code = idplan_main(["eval", str(tmp_path / "missing.pt"), "--size", "7", "--n", "2"])  # the data is fine
+    (line,) = capsys.readouterr().err.splitlines()  # one line, no traceback, naming the missing checkpoint
+    assert code == 2 and line.startswith("idplan eval: error:") and str(tmp_path / "missing.pt") in line
 
 
 @pytest.mark.filterwarnings("ignore::idplan.solvers.NonConvergenceWarning")  # the blown-up adjoint warns too
