@@ -2,7 +2,7 @@
 
 :class:`ILQRController` maps initial observations ``[B, n]`` to optimal trajectories over a horizon
 ``T``, with gradients w.r.t. its learnable physical/cost parameters and the initial state by the
-mode it is given (``"implicit"``: exact, at a cost independent of the iLQR iterations). The model is
+adjoint it is given (``"riccati"``, the default: exact, at a cost independent of the iLQR iterations). The model is
 an environment's own pure functions (:mod:`idplan.envs.control.pendulum`, :mod:`idplan.envs.control.cartpole`), so a
 controller with the true parameters plans with exactly the dynamics the environment steps.
 """
