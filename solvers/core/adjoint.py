@@ -101,8 +101,9 @@ class ImplicitAdjoint:
 
     records_forward = False
 
-    def budget(self, divergence_factor: float = 1e4) -> AdjointBudget:
-        return AdjointBudget(self.iterations, self.atol, self.rtol, self.raises, self.warn, divergence_factor)
+    def budget(self) -> AdjointBudget:
+        """The linear solve's cap, tolerances and failure policy."""
+        return AdjointBudget(self.iterations, self.atol, self.rtol, self.raises, self.warn)
 
     def apply(
         self, optimality: Optimality, z_star: torch.Tensor, flagged: torch.Tensor, backward_stats: BackwardStats
