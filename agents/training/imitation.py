@@ -91,6 +91,13 @@ class BestEpoch:
         return self.last_epoch
 
 
+def shuffled_batches(view: torch.utils.data.Dataset, config: TrainConfig) -> torch.utils.data.DataLoader:
+    """Batches of ``config.batch_size`` from a dataset's torch view, shuffled each epoch by a
+    generator seeded with ``config.seed`` (the data order every trainer reproduces)."""
+    generator = torch.Generator().manual_seed(config.seed)
+    return torch.utils.data.DataLoader(view, batch_size=config.batch_size, shuffle=True, generator=generator)
+
+
 def imitation_loss(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over labelled cells (``actions`` is -100 elsewhere)."""
     return F.cross_entropy(logits, actions, ignore_index=-100)
@@ -118,11 +125,8 @@ def train_planner(
     """
     device = torch.device(config.device)
     planner.to(device)
-    generator = torch.Generator().manual_seed(config.seed)
+    loader = shuffled_batches(MazeTorchDataset(train), config)
     probe_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
-    loader = torch.utils.data.DataLoader(
-        MazeTorchDataset(train), batch_size=config.batch_size, shuffle=True, generator=generator
-    )
 
     def step(batch) -> StepResult:
         inputs, actions = batch["input"].to(device), batch["action"].to(device)

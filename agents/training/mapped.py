@@ -23,15 +23,8 @@ from torch import nn
 
 from ..mappers.mapped import MappedPlanner, occupancy_loss
 from .evaluation import rollout_metrics
-from .imitation import TrainConfig, imitation_loss
+from .imitation import TrainConfig, imitation_loss, shuffled_batches
 from .loop import StepResult, fit
-
-
-def _batches(data, config: TrainConfig):
-    generator = torch.Generator().manual_seed(config.seed)
-    return torch.utils.data.DataLoader(
-        data.torch_dataset(), batch_size=config.batch_size, shuffle=True, generator=generator
-    )
 
 
 def train_mapper(
@@ -45,7 +38,7 @@ def train_mapper(
     epoch (``bce``; with ``valid``: ``valid_bce`` and ``valid_cell_accuracy``, thresholded at 0.5)."""
     device = torch.device(config.device)
     mapper.to(device)
-    loader = _batches(train, config)
+    loader = shuffled_batches(train.torch_dataset(), config)
 
     def step(batch) -> StepResult:
         loss = occupancy_loss(mapper(batch["observation"].to(device)), batch["input"][:, :1].to(device))
@@ -96,7 +89,7 @@ def train_end_to_end(
     ``on_epoch_end(row)`` sees each epoch's metrics (to keep the best epoch's weights, say)."""
     device = torch.device(config.device)
     model.to(device)
-    loader = _batches(train, config)
+    loader = shuffled_batches(train.torch_dataset(), config)
 
     def step(batch) -> StepResult:
         out, occupancy = model(batch["observation"].to(device), batch["goal"].to(device))
