@@ -104,9 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     rows = []
     for size in args.sizes:
-        data = generate_dataset(size, args.batch, seed=0)
+        data = generate_dataset(args.batch, size, seed=0, progress=False)
         view = MazeTorchDataset(data)
         inputs, actions = view.inputs, view.actions
+        assert inputs.shape == (args.batch, 2, size, size), inputs.shape
         for config in args.configs:
             name, options, module = CONFIGS[config]
             for width in args.widths:
