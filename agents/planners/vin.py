@@ -7,6 +7,7 @@ from torch import nn
 
 from .base import Planner
 from .contraction import bound_kernel, check_below_one
+from .max_conv import max_conv
 
 
 def max_over_channels(q: torch.Tensor, dim: int) -> torch.Tensor:
@@ -74,7 +75,7 @@ class VIN(Planner):
         return self.q(torch.cat([r, v], dim=1))
 
     def step(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        return max_over_channels(self.q_values(v, r), dim=1)
+        return max_conv(torch.cat([r, v], dim=1), self.q.weight, self.padding)
 
     def policy_logits(self, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         return self.policy(self.q_values(v, r))
