@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 import torch
-from torch.func import jacrev
 
 
 class TrajectoryModel(Protocol):
@@ -34,8 +33,9 @@ class NonlinearModel:
     """Time-invariant ``f(x [B, n], u [B, m]) -> [B, n]`` and ``g(x, u) -> [B]``; any leading axes are
     flattened into that one batch axis before a call.
 
-    Derivatives use that samples are independent: the Jacobian of ``sum_b f(z_b)`` w.r.t. the batch
-    holds every sample's Jacobian, so ``n + 1`` vector-Jacobian products (vmapped) give all of them.
+    Derivatives use that samples are independent: the gradient of ``sum_b f_i(z_b)`` w.r.t. the batch
+    holds row ``i`` of every sample's Jacobian, so one backward pass through ``n + 1`` stacked copies of
+    the batch (copy ``i`` keeping output ``i``) gives all of them; Hessians likewise by a double backward.
     """
 
     exact_quadratic = False
@@ -57,36 +57,54 @@ class NonlinearModel:
     def stage_costs(self, X, U):
         return self._flat(self.cost, X, U)
 
+    def _copies(self, X, U, copies):
+        """``copies`` stacked copies of the flattened ``Z = [X, U]``: ``[copies * T * B, N]``, requiring grad."""
+        Z = torch.cat([X, U], -1).reshape(-1, self.n + self.m).repeat(copies, 1)
+        return Z if Z.requires_grad else Z.requires_grad_()
+
     def first_order(self, X, U):
+        """One backward pass through ``n + 1`` stacked copies of the trajectory: copy ``i < n`` keeps
+        only the dynamics' output ``i`` (its gradient is row ``i`` of every Jacobian), the last the cost."""
         T, batch, n = X.shape
-        Z = torch.cat([X, U], -1).reshape(T * batch, n + self.m)
-
-        def summed(Z):
+        rows = T * batch
+        differentiable = torch.is_grad_enabled()
+        with torch.enable_grad():
+            Z = self._copies(X, U, n + 1)
             x, u = Z[:, :n], Z[:, n:]
-            return torch.cat([self.dynamics(x, u).sum(0), self.cost(x, u).sum().reshape(1)])
-
-        jac = jacrev(summed)(Z).reshape(n + 1, T, batch, n + self.m)
+            picked = self.dynamics(x[: n * rows], u[: n * rows]).view(n, rows, n).diagonal(dim1=0, dim2=2)
+            jac = _grad(picked.sum() + self.cost(x[n * rows :], u[n * rows :]).sum(), Z, differentiable)
+        jac = jac.view(n + 1, T, batch, n + self.m)
         AB = jac[:n, :-1].permute(1, 2, 0, 3)  # [T-1, B, n, N]
         return jac[n], AB[..., :n], AB[..., n:]
 
     def hessians(self, X, U, costates=None):
-        """``(H_cost,)``, or with ``costates`` ``(H_cost, H_cost + sum_i lambda_i d^2 f_i)``, from one call."""
+        """``(H_cost,)``, or with ``costates`` ``(H_cost, H_cost + sum_i lambda_i d^2 f_i)``.
+
+        Double backward through ``N`` stacked copies of the trajectory per function (the cost, and the
+        costate-weighted dynamics): copy ``j`` differentiates the ``j``-th gradient entry again, which
+        gives row ``j`` of every sample's Hessian."""
         T, batch, n = X.shape
-        N = n + self.m
-        Z = torch.cat([X, U], -1).reshape(T * batch, N)
-
-        def cost_sum(Z):
-            return self.cost(Z[:, :n], Z[:, n:]).sum()
-
-        def gradients(Z):
-            parts = [torch.func.grad(cost_sum)(Z)]
+        N, rows = n + self.m, T * batch
+        differentiable = torch.is_grad_enabled()
+        with torch.enable_grad():
+            Z = self._copies(X, U, N if costates is None else 2 * N)
+            x, u = Z[:, :n], Z[:, n:]
+            total = self.cost(x[: N * rows], u[: N * rows]).sum()
             if costates is not None:  # lambda_{t+1} weights f at step t; nothing follows the last state
-                weights = torch.cat([costates[1:], torch.zeros_like(costates[:1])]).reshape(T * batch, n)
-                parts.append(torch.func.grad(lambda Z: (weights * self.dynamics(Z[:, :n], Z[:, n:])).sum())(Z))
-            return torch.cat(parts, 1).sum(0)
-
-        H = jacrev(gradients)(Z).reshape(-1, N, T, batch, N).permute(0, 2, 3, 1, 4)  # [1 or 2, T, B, N, N]
+                weights = torch.cat([costates[1:], torch.zeros_like(costates[:1])]).reshape(rows, n).repeat(N, 1)
+                total = total + (weights * self.dynamics(x[N * rows :], u[N * rows :])).sum()
+            grad = _grad(total, Z, True).view(-1, N, rows, N)
+            H = _grad(grad.diagonal(dim1=1, dim2=3).sum(), Z, differentiable)
+        H = H.view(-1, N, T, batch, N).permute(0, 2, 3, 1, 4)  # [1 or 2, T, B, N, N]
         return (H[0],) if costates is None else (H[0], H[0] + H[1])
+
+
+def _grad(total: torch.Tensor, Z: torch.Tensor, create_graph: bool) -> torch.Tensor:
+    """``d total / d Z`` (zero where ``total`` does not depend on ``Z``), with a graph if ``create_graph``."""
+    if not total.requires_grad:
+        return torch.zeros_like(Z)
+    (grad,) = torch.autograd.grad(total, Z, create_graph=create_graph, allow_unused=True, materialize_grads=True)
+    return grad
 
 
 class LinearQuadraticModel:

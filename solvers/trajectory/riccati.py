@@ -33,19 +33,18 @@ def _pinned_matrix(M: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
     return torch.where(both, M, eye)
 
 
-def _solve_spd(M: torch.Tensor, rhs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Solve ``M X = rhs`` for a batch of matrices meant to be positive definite.
+def _solve_spd(M: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Solve ``M X = rhs`` for a batch of matrices meant to be positive definite (``M [..., m, m]``).
 
-    Returns the solution and a ``[...]`` mask of the matrices whose Cholesky factorisation failed
-    (those are solved by LU instead, which still works for a nonsingular indefinite matrix).
+    By Cholesky; where that fails (see :func:`_not_positive_definite`), by LU for the whole batch,
+    which still works for a nonsingular indefinite matrix.
     """
     if M.shape[-1] == 1:
-        return rhs / M[..., :1, :], _not_positive_definite(M)
+        return rhs / M
     chol, info = torch.linalg.cholesky_ex(M)
-    failed = info != 0
-    if not bool(failed.any()):
-        return torch.cholesky_solve(rhs, chol), failed
-    return torch.linalg.solve(M, rhs), failed
+    if not bool((info != 0).any()):
+        return torch.cholesky_solve(rhs, chol)
+    return torch.linalg.solve(M, rhs)
 
 
 def _not_positive_definite(M: torch.Tensor) -> torch.Tensor:
@@ -139,6 +138,10 @@ def riccati(
 ) -> RiccatiPass:
     """One backward Riccati pass of the step problem in the module docstring, in O(T).
 
+    Works in the augmented coordinates ``y = [dx; 1]`` (see :func:`_augmented_stage`), so that one
+    fused product per step propagates the value function's Hessian and gradient together, and one
+    solve gives the gains ``G_t = [K_t, k_t]``.
+
     Args:
         H: ``[T, B, N, N]`` stage Hessians; ``q``: ``[T, B, N]`` stage gradients.
         A, Bu: ``[T-1, B, n, n]``, ``[T-1, B, n, m]`` dynamics Jacobians.
@@ -152,67 +155,88 @@ def riccati(
     m = N - n
     if m < 1 or Bu.shape[-1] != m:
         raise ValueError(f"riccati: H is [T, B, {N}, {N}] but A, Bu give n={n}, m={Bu.shape[-1]}")
-    dtype, device = H.dtype, H.device
-    Vx = torch.zeros(batch, n, dtype=dtype, device=device)
-    Vxx = torch.zeros(batch, n, n, dtype=dtype, device=device)
-    eye_m = torch.eye(m, dtype=dtype, device=device)
-    ABt = torch.cat([A, Bu], dim=-1).transpose(-1, -2)  # [T-1, B, N, n]
-    # Without regularisation K solves (Quu K + Qux) = 0 on the free rows and is zero elsewhere (same for k),
-    # so the value-function update simplifies; with it, the full (Tassa et al.) form is kept.
-    exact_gains = reg is None or not bool(reg.any())
-    all_free = torch.ones(batch, m, dtype=torch.bool, device=device)
-    out_K, out_k, out_Vx, out_Vxx, out_free, out_qu, out_Quu = [], [], [], [], [], [], []
-    indefinite = torch.zeros(batch, dtype=torch.bool, device=device)
+    shift = None if reg is None else torch.diag_embed(reg[:, None].expand(batch, m))  # [B, m, m]
+    P, F = _augmented_stage(H, q, A, Bu, d, shift)
+    Ft = F.transpose(-1, -2)
+    free_all = torch.ones(T, batch, m, dtype=torch.bool, device=H.device) if pinned is None else ~pinned
+    if lower is not None:
+        lower, upper = torch.where(free_all, lower, 0.0), torch.where(free_all, upper, 0.0)
+    V = None  # [B, n+1, n+1]: the value function in y, [[Vxx, Vx], [Vx^T, const]]
+    out_G, out_V, out_free, out_Q = [], [], [], []
     for t in reversed(range(T)):
-        Q, Qv = H[t], q[t]
-        if t < T - 1:
-            v = Vx if d is None else Vx + _mv(Vxx, d[t])
-            Q = Q + ABt[t] @ Vxx @ ABt[t].transpose(-1, -2)
-            Qv = Qv + _mv(ABt[t], v)
-        Qxx, Qxu, Qux, Quu = Q[:, :n, :n], Q[:, :n, n:], Q[:, n:, :n], Q[:, n:, n:]
-        qx, qu = Qv[:, :n], Qv[:, n:]
-        Quu_reg = Quu if reg is None else Quu + reg[:, None, None] * eye_m
-        free = all_free if pinned is None else ~pinned[t]
-        if lower is not None:  # the box QP needs Quu positive definite on all controls, not just the free ones
-            indefinite |= _not_positive_definite(Quu_reg)
-            lo = torch.where(free, lower[t], 0.0)
-            hi = torch.where(free, upper[t], 0.0)
-            k, in_box = box_qp(0.5 * (Quu_reg + Quu_reg.transpose(-1, -2)), qu, lo, hi)
-            free = free & in_box
-            k = torch.where(free, k, 0.0) if pinned is not None else k
-        if free is all_free:
-            sol, failed = _solve_spd(Quu_reg, torch.cat([qu.unsqueeze(-1), Qux], -1))
-        else:
-            rhs = torch.cat([torch.where(free, qu, 0.0).unsqueeze(-1), torch.where(free[:, :, None], Qux, 0.0)], -1)
-            sol, failed = _solve_spd(_pinned_matrix(Quu_reg, free), rhs)
-        indefinite |= failed
-        K = -sol[..., 1:]
-        if lower is None:
-            k = -sol[..., 0]
-        if exact_gains:
-            Vx = qx + _mv(Qux.transpose(-1, -2), k)
-            Vxx = Qxx + Qxu @ K
-        else:
-            Vx = qx + _mv(K.transpose(-1, -2), _mv(Quu, k) + qu) + _mv(Qux.transpose(-1, -2), k)
-            Vxx = Qxx + K.transpose(-1, -2) @ Quu @ K + K.transpose(-1, -2) @ Qux + Qxu @ K
-        Vxx = 0.5 * (Vxx + Vxx.transpose(-1, -2))
-        out_K.append(K)
-        out_k.append(k)
-        out_Vx.append(Vx)
-        out_Vxx.append(Vxx)
+        Q = P[t] if V is None else torch.baddbmm(P[t], Ft[t], V @ F[t])
+        G, free = _step_gains(Q, n, free_all[t], None if lower is None else (lower[t], upper[t]), pinned is not None)
+        V = _value_update(Q, G, n, shift)
+        out_G.append(G)
+        out_V.append(V)
         out_free.append(free)
-        out_qu.append(qu)
-        out_Quu.append(Quu)
-    k_all, qu_all, Quu_all = (torch.stack(x[::-1]) for x in (out_k, out_qu, out_Quu))
+        out_Q.append(Q[:, n:, n:])  # [B, m+1, m+1]: the constant row and the control block
+    return _collect(out_G[::-1], out_V[::-1], out_free[::-1], out_Q[::-1], n, shift, lower is not None)
+
+
+def _augmented_stage(H, q, A, Bu, d, shift) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stage costs and dynamics in augmented coordinates ordered ``(x, 1, u)``.
+
+    Returns ``P [T, B, N+1, N+1] = [[Hxx, qx, Hxu], [qx^T, 0, qu^T], [Hux, qu, Huu + reg I]]`` and
+    ``F [T-1, B, n+1, N+1] = [[A, d, Bu], [0, 1, 0]]``, so that ``Q_t = P_t + F_t^T V_{t+1} F_t``
+    (``shift = reg I``, ``[B, m, m]``, or None).
+    """
+    n = A.shape[-1]
+    Hu = H[..., n:, n:] if shift is None else H[..., n:, n:] + shift
+    rows_x = torch.cat([H[..., :n, :n], q[..., :n, None], H[..., :n, n:]], -1)
+    row_1 = torch.cat([q[..., None, :n], torch.zeros_like(q[..., None, :1]), q[..., None, n:]], -1)
+    rows_u = torch.cat([H[..., n:, :n], q[..., n:, None], Hu], -1)
+    P = torch.cat([rows_x, row_1, rows_u], -2)
+    defect = torch.zeros_like(A[..., :1]) if d is None else d[..., None]
+    last = torch.zeros_like(P[:-1, :, :1, :])
+    last[..., 0, n] = 1.0
+    F = torch.cat([torch.cat([A, defect, Bu], -1), last], -2)
+    return P, F
+
+
+def _step_gains(Q, n, free, bounds, pinned) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gains ``G = [K, k]`` (``[B, m, n+1]``) at one step from ``Q [B, N+1, N+1]``, and the mask of
+    free controls (``[B, m]``). Bounds go through the box QP (which needs ``Quu`` positive definite on
+    all controls); clamped or pinned controls get zero feedback rows."""
+    Quu, Quy = Q[:, n + 1 :, n + 1 :], Q[:, n + 1 :, : n + 1]
+    if bounds is None:
+        if pinned:
+            Quu, Quy = _pinned_matrix(Quu, free), torch.where(free[:, :, None], Quy, 0.0)
+        return -_solve_spd(Quu, Quy), free
+    Quu_sym = Quu if Quu.shape[-1] == 1 else 0.5 * (Quu + Quu.transpose(-1, -2))
+    k, in_box = box_qp(Quu_sym, Quy[..., n], *bounds)
+    free = free & in_box
+    K = -_solve_spd(_pinned_matrix(Quu, free), torch.where(free[:, :, None], Quy[..., :n], 0.0))
+    return torch.cat([K, k.unsqueeze(-1)], -1), free
+
+
+def _value_update(Q, G, n, shift) -> torch.Tensor:
+    """``V = Q_yy + G^T Quu G + G^T Q_uy + Q_yu G`` (``Quu`` without the regularisation ``shift``),
+    symmetrised: the value function under the policy ``du = G y`` (``[B, n+1, n+1]``)."""
+    Quu, Quy = Q[:, n + 1 :, n + 1 :], Q[:, n + 1 :, : n + 1]
+    if shift is not None:
+        Quu = Quu - shift
+    cross = Q[:, : n + 1, n + 1 :] @ G
+    V = Q[:, : n + 1, : n + 1] + G.transpose(-1, -2) @ (Quu @ G + Quy) + cross
+    return 0.5 * (V + V.transpose(-1, -2))
+
+
+def _collect(G, V, free, Q, n, shift, bounded) -> RiccatiPass:
+    """Stack the per-step results (time first) into a :class:`RiccatiPass`."""
+    G, V, free, Q = (torch.stack(x) for x in (G, V, free, Q))
+    k, qu, Quu = G[..., n], Q[..., 1:, 0], Q[..., 1:, 1:]
+    solved = Quu if bounded else _pinned_matrix(Quu, free)  # what the box QP / the gains needed positive definite
+    if shift is not None:
+        Quu = Quu - shift
     return RiccatiPass(
-        K=torch.stack(out_K[::-1]),
-        k=k_all,
-        Vx=torch.stack(out_Vx[::-1]),
-        Vxx=torch.stack(out_Vxx[::-1]),
-        free=torch.stack(out_free[::-1]),
-        expected_linear=(k_all * qu_all).sum((0, 2)),
-        expected_quadratic=0.5 * (k_all * _mv(Quu_all, k_all)).sum((0, 2)),
-        indefinite=indefinite,
+        K=G[..., :n],
+        k=k,
+        Vx=V[..., :n, n],
+        Vxx=V[..., :n, :n],
+        free=free,
+        expected_linear=(k * qu).sum((0, 2)),
+        expected_quadratic=0.5 * (k * _mv(Quu, k)).sum((0, 2)),
+        indefinite=_not_positive_definite(solved).any(0),
     )
 
 

@@ -6,7 +6,7 @@ The problem, for a batch of initial states ``x_init [B, n]`` and a horizon ``T``
     s.t.        x_0 = x_init,  x_{t+1} = f(x_t, u_t)  (t < T-1),  lower <= u_t <= upper
 
 :func:`ilqr` takes any differentiable ``f`` and twice-differentiable ``g`` (Jacobians and Hessians by
-``torch.func`` vmapped over time and batch); :func:`lqr` takes affine time-varying dynamics
+one backward or double-backward pass over stacked copies of all time steps and samples); :func:`lqr` takes affine time-varying dynamics
 ``x_{t+1} = F_t tau_t + f_t`` and quadratic costs ``1/2 tau^T C_t tau + c_t^T tau``. Both run the same
 Riccati iteration (:mod:`.iteration`) and are differentiable through the adjoint given as ``adjoint=``
 (:mod:`.adjoints`):
@@ -82,10 +82,6 @@ class SolvedTrajectory:
 
 def _kkt_scale(X, U, Lam):
     return torch.sqrt(X.pow(2).sum((0, 2)) + U.pow(2).sum((0, 2)) + Lam.pow(2).sum((0, 2)))
-
-
-def _default_tol(dtype):
-    return float(torch.finfo(dtype).eps) ** 0.75
 
 
 def _default_tol(dtype):
@@ -177,9 +173,9 @@ def ilqr(
 
     Args:
         dynamics: ``f(x [B, n], u [B, m]) -> [B, n]`` (mpc.pytorch's convention), treating rows
-            independently, written in torch ops that ``torch.func`` transforms accept (no ``.item()``,
-            no data-dependent Python branches). Learned parameters may live in its closure (an
-            ``nn.Module``).
+            independently (it is called on stacked copies of all time steps and samples, so no
+            batch statistics, no ``.item()``, no data-dependent Python branches). Learned parameters
+            may live in its closure (an ``nn.Module``).
         cost: ``g(x [B, n], u [B, m]) -> [B]``, likewise; twice differentiable.
         x_init: ``[B, n]`` initial states.
         u_init: ``[T, B, m]`` initial controls (the horizon; a warm start).
