@@ -40,13 +40,19 @@ def planner_config(name: str, **options: Any) -> dict[str, Any]:
 LEGACY_ADJOINT_KEYS = {"backward_solver": "linear_solver", "backward_iterations": "max_iter", "backward_tol": "rtol"}
 
 
-def build_planner(config: dict[str, Any]) -> Planner:
-    """Build a planner from :func:`planner_config`'s recipe (recipes saved before planners took
-    ``adjoint=`` name its options ``backward_solver``/``backward_iterations``/``backward_tol``)."""
+def upgrade_options(config: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's options with those of recipes saved before planners took ``adjoint=``
+    (``backward_solver``/``backward_iterations``/``backward_tol``) moved into ``adjoint``."""
     options = dict(config)
     legacy = {LEGACY_ADJOINT_KEYS[key]: options.pop(key) for key in list(options) if key in LEGACY_ADJOINT_KEYS}
     if legacy:
         options["adjoint"] = {**{k: v for k, v in legacy.items() if v is not None}, **options.get("adjoint", {})}
+    return options
+
+
+def build_planner(config: dict[str, Any]) -> Planner:
+    """Build a planner from :func:`planner_config`'s recipe (old recipes: :func:`upgrade_options`)."""
+    options = upgrade_options(config)
     return make_planner(options.pop("name"), **options)
 
 
@@ -83,7 +89,7 @@ def _read(path: str | os.PathLike, device: str | torch.device) -> dict[str, Any]
 
 
 def _rebuild(path, recipe: dict[str, Any], registry: dict, what: str, device) -> nn.Module:
-    options = dict(recipe["config"])
+    options = upgrade_options(recipe["config"])
     name = options.pop("name", None)
     if name not in registry:
         raise ValueError(f"{path}: unknown {what} {name!r}")

@@ -120,6 +120,17 @@ def test_a_step_whose_adjoint_misses_its_tolerance_is_skipped_not_taken():
     assert all(torch.equal(a, b) for a, b in zip(before, planner.parameters()))  # no inexact step was taken
 
 
+def test_a_checkpoint_with_the_old_adjoint_keys_loads(tmp_path):
+    config = planner_config("vin", hidden=8, q_channels=6)
+    planner = build_planner(config)
+    old = {**config, "backward_solver": "anderson", "backward_iterations": None, "backward_tol": 1e-5}
+    save_checkpoint(tmp_path / "c.pt", planner, old)
+    loaded, _ = load_checkpoint(tmp_path / "c.pt")
+    assert (loaded.adjoint.linear_solver, loaded.adjoint.max_iter, loaded.adjoint.rtol) == ("anderson", None, 1e-5)
+    x = torch.rand(2, 2, 7, 7)
+    torch.testing.assert_close(loaded(x).logits, planner.eval()(x).logits)
+
+
 def test_checkpoint_round_trip_and_foreign_files(tmp_path):
     config = planner_config("conv_gppn", hidden=8, q_channels=6, mode="explicit", iterations=20)
     planner = build_planner(config)
