@@ -45,10 +45,26 @@ def gradient(planner: Planner, inputs: torch.Tensor, actions: torch.Tensor, **se
     for key, value in settings.items():
         setattr(planner, key, value)
     planner.zero_grad()
-    out = planner(inputs.to(next(planner.parameters()).dtype), mode=mode)
+    inputs = inputs.to(next(planner.parameters()).dtype)
+    start = time.perf_counter()
+    out = planner(inputs, mode=mode)
     imitation_loss(out.logits, actions).backward()
+    seconds = time.perf_counter() - start
     flat = torch.cat([p.grad.flatten() for p in planner.parameters() if p.grad is not None]).double()
-    return flat, {**out.stats, **out.backward_stats()}
+    return flat, {**out.stats, **out.backward_stats(), "seconds": seconds}
+
+
+def exact_gradient(planner: Planner, inputs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, dict, bool]:
+    """The reference: float64, forward and adjoint to 1e-12 (caps 20000); and whether both converged."""
+    exact, stats = gradient(
+        copy.deepcopy(planner).double(),
+        inputs,
+        actions,
+        iterations=20000,
+        tol=1e-12,
+        adjoint={"max_iter": 20000, "rtol": 1e-12},
+    )
+    return exact, stats, stats["forward_converged"] == 1.0 and stats.get("backward_converged", 0.0) == 1.0
 
 
 def main() -> None:
@@ -93,11 +109,7 @@ def compare(source: str, planner: Planner, inputs: torch.Tensor, actions: torch.
     }
     print(f"planner: {source} ({type(planner).__name__}); contraction bound {contraction['bound']}, "
           f"measured max-norm gain at the fixed points {contraction['measured_max']:.4f} (max), {contraction['measured_mean']:.4f} (mean)")  # fmt: skip
-    exact_planner = copy.deepcopy(planner).double()
-    exact, exact_stats = gradient(
-        exact_planner, inputs, actions, iterations=20000, tol=1e-12, adjoint={"max_iter": 20000, "rtol": 1e-12}
-    )
-    converged = exact_stats["forward_converged"] == 1.0 and exact_stats.get("backward_converged", 0.0) == 1.0
+    exact, exact_stats, converged = exact_gradient(planner, inputs, actions)
     print(f"reference: float64, forward rel. residual {exact_stats['forward_rel_residual']:.1e} "
           f"in {exact_stats['forward_iterations']} steps, adjoint {exact_stats.get('backward_rel_residual', float('nan')):.1e}"
           f" in {exact_stats.get('backward_iterations')} steps{'' if converged else '  (NOT CONVERGED: no exact reference)'}")  # fmt: skip
