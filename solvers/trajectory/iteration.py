@@ -39,15 +39,19 @@ def _clamp(U, lower, upper):
 
 
 def _rollout(model, x_init, X, U, gains: RiccatiPass | None, steps, lower, upper):
-    """Closed-loop rollouts for every step size at once: ``X [L, T, B, n]``, ``U [L, T, B, m]``."""
+    """Closed-loop rollouts for every step size at once: ``X [L, T, B, n]``, ``U [L, T, B, m]``
+    (``gains`` None: the open-loop rollout of ``U``, ``[T, B, n]``, ``[T, B, m]``)."""
     T = U.shape[0]
-    x = x_init.expand(len(steps), *x_init.shape) if steps is not None else x_init
+    if gains is None:
+        x, feedforward = x_init, U.unbind(0)
+    else:  # u_t = U_t + a k_t + K_t (x_t - X_t) for each step size a
+        x = x_init.expand(len(steps), *x_init.shape)
+        feedforward = (U + steps[:, None, None, None] * gains.k).unbind(1)
     xs, us = [], []
     for t in range(T):
-        if gains is None:
-            u = U[t]
-        else:
-            u = U[t] + steps[:, None, None] * gains.k[t] + (gains.K[t] @ (x - X[t]).unsqueeze(-1)).squeeze(-1)
+        u = feedforward[t]
+        if gains is not None:
+            u = u + (gains.K[t] @ (x - X[t]).unsqueeze(-1)).squeeze(-1)
         u = u if lower is None else torch.clamp(u, lower[t], upper[t])
         xs.append(x)
         us.append(u)
@@ -119,12 +123,17 @@ def _regularised_pass(model, X, U, q, A, Bu, lam, lo, hi, reg) -> tuple[RiccatiP
     Returns the pass and the regularisation actually used (``[B]``)."""
     hessians = model.hessians(X, U, lam)
     H_gn = hessians[0]
-    if lam is not None:
-        gains = riccati(hessians[1], q, A, Bu, lower=lo, upper=hi, reg=reg)
+    if lam is not None:  # the Newton pass and its Gauss-Newton fallback as one pass over twice the batch
+        twice = (torch.cat([hessians[1], H_gn], 1),) + tuple(
+            None if v is None else torch.cat([v, v], 1) for v in (q, A, Bu)
+        )
+        lo2, hi2 = (None, None) if lo is None else (torch.cat([lo, lo], 1), torch.cat([hi, hi], 1))
+        gains, gn = _halves(riccati(*twice, lower=lo2, upper=hi2, reg=torch.cat([reg, reg])), len(reg))
         if not bool(gains.indefinite.any()):
             return gains, reg
         fallback = gains.indefinite
-    gn = riccati(H_gn, q, A, Bu, lower=lo, upper=hi, reg=reg)
+    else:
+        gn = riccati(H_gn, q, A, Bu, lower=lo, upper=hi, reg=reg)
     for _retry in range(8):  # raise the regularisation where Quu is still not positive definite
         if not bool(gn.indefinite.any()):
             break
@@ -139,6 +148,12 @@ def _regularised_pass(model, X, U, q, A, Bu, lam, lo, hi, reg) -> tuple[RiccatiP
         )
     )
     return merged, reg
+
+
+def _halves(gains: RiccatiPass, batch: int) -> tuple[RiccatiPass, RiccatiPass]:
+    """Split a pass over ``2 * batch`` samples into those of the first and second ``batch``."""
+    fields = [getattr(gains, name) for name in RiccatiPass.__dataclass_fields__]
+    return tuple(RiccatiPass(*(v.narrow(min(v.dim() - 1, 1), start, batch) for v in fields)) for start in (0, batch))
 
 
 def _expand(mask, like):

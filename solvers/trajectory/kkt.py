@@ -29,12 +29,11 @@ from .riccati import linear_rollout, riccati
 def costates(q: torch.Tensor, A: torch.Tensor, n: int) -> torch.Tensor:
     """The multipliers ``lambda_t = d g_t/dx_t + A_t^T lambda_{t+1}`` (``lambda_T = 0``), ``[T, B, n]``."""
     T = q.shape[0]
-    lam = q[T - 1, :, :n]
-    out = [lam]
+    qx, At = q[..., :n, None].unbind(0), A.transpose(-1, -2).unbind(0)  # [B, n, 1], [B, n, n] per step
+    out = [qx[T - 1]]
     for t in reversed(range(T - 1)):
-        lam = q[t, :, :n] + (A[t].transpose(-1, -2) @ lam.unsqueeze(-1)).squeeze(-1)
-        out.append(lam)
-    return torch.stack(out[::-1])
+        out.append(torch.baddbmm(qx[t], At[t], out[-1]))
+    return torch.stack(out[::-1]).squeeze(-1)
 
 
 def kkt_residual(

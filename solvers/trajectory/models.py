@@ -34,7 +34,7 @@ class NonlinearModel:
     flattened into that one batch axis before a call.
 
     Derivatives use that samples are independent: the gradient of ``sum_b f_i(z_b)`` w.r.t. the batch
-    holds row ``i`` of every sample's Jacobian, so one backward pass through ``n + 1`` stacked copies of
+    holds row ``i`` of every sample's Jacobian, so one backward pass through ``n`` stacked copies of
     the batch (copy ``i`` keeping output ``i``) gives all of them; Hessians likewise by a double backward.
     """
 
@@ -58,24 +58,24 @@ class NonlinearModel:
         return self._flat(self.cost, X, U)
 
     def _copies(self, X, U, copies):
-        """``copies`` stacked copies of the flattened ``Z = [X, U]``: ``[copies * T * B, N]``, requiring grad."""
-        Z = torch.cat([X, U], -1).reshape(-1, self.n + self.m).repeat(copies, 1)
-        return Z if Z.requires_grad else Z.requires_grad_()
+        """``copies`` stacked copies of the flattened ``X`` and ``U`` (``[copies * T * B, n]`` and
+        ``[copies * T * B, m]``), each a tensor to differentiate with respect to."""
+        return tuple(_leaf(V.reshape(-1, V.shape[-1]).repeat(copies, 1)) for V in (X, U))
 
     def first_order(self, X, U):
-        """One backward pass through ``n + 1`` stacked copies of the trajectory: copy ``i < n`` keeps
-        only the dynamics' output ``i`` (its gradient is row ``i`` of every Jacobian), the last the cost."""
+        """One backward pass through ``n`` stacked copies of the trajectory for the dynamics (copy ``i``
+        keeps only output ``i``: its gradient is row ``i`` of every Jacobian) and one for the cost."""
         T, batch, n = X.shape
         rows = T * batch
         differentiable = torch.is_grad_enabled()
         with torch.enable_grad():
-            Z = self._copies(X, U, n + 1)
-            x, u = Z[:, :n], Z[:, n:]
-            picked = self.dynamics(x[: n * rows], u[: n * rows]).view(n, rows, n).diagonal(dim1=0, dim2=2)
-            jac = _grad(picked.sum() + self.cost(x[n * rows :], u[n * rows :]).sum(), Z, differentiable)
-        jac = jac.view(n + 1, T, batch, n + self.m)
-        AB = jac[:n, :-1].permute(1, 2, 0, 3)  # [T-1, B, n, N]
-        return jac[n], AB[..., :n], AB[..., n:]
+            inputs = self._copies(X, U, n) + self._copies(X, U, 1)
+            outputs = (self.dynamics(*inputs[:2]), self.cost(*inputs[2:]))
+            pick = torch.eye(n, dtype=X.dtype, device=X.device).repeat_interleave(rows, 0)  # [n * rows, n]
+            grads = _vjp(outputs, inputs, (pick, torch.ones_like(outputs[1])), differentiable)
+        jac = torch.cat(grads[:2], -1).view(n, T, batch, n + self.m)
+        AB = jac[:, :-1].permute(1, 2, 0, 3)  # [T-1, B, n, N]
+        return torch.cat(grads[2:], -1).view(T, batch, n + self.m), AB[..., :n], AB[..., n:]
 
     def hessians(self, X, U, costates=None):
         """``(H_cost,)``, or with ``costates`` ``(H_cost, H_cost + sum_i lambda_i d^2 f_i)``.
@@ -87,24 +87,33 @@ class NonlinearModel:
         N, rows = n + self.m, T * batch
         differentiable = torch.is_grad_enabled()
         with torch.enable_grad():
-            Z = self._copies(X, U, N if costates is None else 2 * N)
-            x, u = Z[:, :n], Z[:, n:]
-            total = self.cost(x[: N * rows], u[: N * rows]).sum()
+            inputs = self._copies(X, U, N)
+            outputs, weights = (self.cost(*inputs),), (torch.ones(N * rows, dtype=X.dtype, device=X.device),)
             if costates is not None:  # lambda_{t+1} weights f at step t; nothing follows the last state
-                weights = torch.cat([costates[1:], torch.zeros_like(costates[:1])]).reshape(rows, n).repeat(N, 1)
-                total = total + (weights * self.dynamics(x[N * rows :], u[N * rows :])).sum()
-            grad = _grad(total, Z, True).view(-1, N, rows, N)
-            H = _grad(grad.diagonal(dim1=1, dim2=3).sum(), Z, differentiable)
-        H = H.view(-1, N, T, batch, N).permute(0, 2, 3, 1, 4)  # [1 or 2, T, B, N, N]
+                inputs = inputs + self._copies(X, U, N)
+                outputs = outputs + (self.dynamics(*inputs[2:]),)
+                lam = torch.cat([costates[1:], torch.zeros_like(costates[:1])]).reshape(rows, n)
+                weights = weights + (lam.repeat(N, 1),)
+            grads = _vjp(outputs, inputs, weights, True)
+            pick = torch.eye(N, dtype=X.dtype, device=X.device).repeat_interleave(rows, 0).split([n, self.m], 1)
+            H = _vjp(grads, inputs, pick * len(outputs), differentiable)
+        H = [torch.cat(H[i : i + 2], -1).view(N, T, batch, N).permute(1, 2, 0, 3) for i in range(0, len(H), 2)]
         return (H[0],) if costates is None else (H[0], H[0] + H[1])
 
 
-def _grad(total: torch.Tensor, Z: torch.Tensor, create_graph: bool) -> torch.Tensor:
-    """``d total / d Z`` (zero where ``total`` does not depend on ``Z``), with a graph if ``create_graph``."""
-    if not total.requires_grad:
-        return torch.zeros_like(Z)
-    (grad,) = torch.autograd.grad(total, Z, create_graph=create_graph, allow_unused=True, materialize_grads=True)
-    return grad
+def _leaf(V: torch.Tensor) -> torch.Tensor:
+    """``V`` itself if autograd tracks it (its graph is kept), else a detached copy that requires grad."""
+    return V if V.requires_grad else V.detach().requires_grad_()
+
+
+def _vjp(outputs, inputs, cotangents, create_graph: bool) -> tuple[torch.Tensor, ...]:
+    """``sum_k <cotangents_k, d outputs_k / d input>`` for each input (zero where no output depends on
+    it), with a graph if ``create_graph``."""
+    used = [(out, cot) for out, cot in zip(outputs, cotangents) if out.requires_grad]
+    if not used:
+        return tuple(torch.zeros_like(v) for v in inputs)
+    outs, cots = zip(*used)
+    return torch.autograd.grad(outs, inputs, cots, create_graph=create_graph, allow_unused=True, materialize_grads=True)
 
 
 class LinearQuadraticModel:

@@ -155,23 +155,26 @@ def riccati(
     m = N - n
     if m < 1 or Bu.shape[-1] != m:
         raise ValueError(f"riccati: H is [T, B, {N}, {N}] but A, Bu give n={n}, m={Bu.shape[-1]}")
-    shift = None if reg is None else torch.diag_embed(reg[:, None].expand(batch, m))  # [B, m, m]
+    unregularised = reg is None or not bool(reg.any())
+    shift = None if unregularised else torch.diag_embed(reg[:, None].expand(batch, m))  # [B, m, m]: reg I
     P, F = _augmented_stage(H, q, A, Bu, d, shift)
-    Ft = F.transpose(-1, -2)
+    P, F, Ft = P.unbind(0), F.unbind(0), F.transpose(-1, -2).unbind(0)  # per step, without indexing in the loop
     free_all = torch.ones(T, batch, m, dtype=torch.bool, device=H.device) if pinned is None else ~pinned
+    bounds = [None] * T
     if lower is not None:
-        lower, upper = torch.where(free_all, lower, 0.0), torch.where(free_all, upper, 0.0)
+        bounds = list(zip(torch.where(free_all, lower, 0.0).unbind(0), torch.where(free_all, upper, 0.0).unbind(0)))
+    free_all = free_all.unbind(0)
     V = None  # [B, n+1, n+1]: the value function in y, [[Vxx, Vx], [Vx^T, const]]
     out_G, out_V, out_free, out_Q = [], [], [], []
     for t in reversed(range(T)):
         Q = P[t] if V is None else torch.baddbmm(P[t], Ft[t], V @ F[t])
-        G, free = _step_gains(Q, n, free_all[t], None if lower is None else (lower[t], upper[t]), pinned is not None)
+        G, free = _step_gains(Q, n, free_all[t], bounds[t], pinned is not None)
         V = _value_update(Q, G, n, shift)
         out_G.append(G)
         out_V.append(V)
         out_free.append(free)
         out_Q.append(Q[:, n:, n:])  # [B, m+1, m+1]: the constant row and the control block
-    return _collect(out_G[::-1], out_V[::-1], out_free[::-1], out_Q[::-1], n, shift, lower is not None)
+    return _collect(out_G[::-1], out_V[::-1], out_free[::-1], out_Q[::-1], n, shift, bounds[0] is not None)
 
 
 def _augmented_stage(H, q, A, Bu, d, shift) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,6 +202,8 @@ def _step_gains(Q, n, free, bounds, pinned) -> tuple[torch.Tensor, torch.Tensor]
     free controls (``[B, m]``). Bounds go through the box QP (which needs ``Quu`` positive definite on
     all controls); clamped or pinned controls get zero feedback rows."""
     Quu, Quy = Q[:, n + 1 :, n + 1 :], Q[:, n + 1 :, : n + 1]
+    if bounds is not None and Quu.shape[-1] == 1:
+        return _one_control_gains(Quu, Quy, n, free, bounds)
     if bounds is None:
         if pinned:
             Quu, Quy = _pinned_matrix(Quu, free), torch.where(free[:, :, None], Quy, 0.0)
@@ -210,14 +215,24 @@ def _step_gains(Q, n, free, bounds, pinned) -> tuple[torch.Tensor, torch.Tensor]
     return torch.cat([K, k.unsqueeze(-1)], -1), free
 
 
+def _one_control_gains(Quu, Quy, n, free, bounds) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_step_gains` for one bounded control (``Quu [B, 1, 1]``, ``Quy [B, 1, n+1]``): the box QP's
+    answer is the clamped Newton point, free where strictly inside its bounds (``[B, 1]`` each)."""
+    newton = -(Quy / Quu)  # the unconstrained [K, k]
+    lower, upper = bounds
+    k = torch.clamp(newton[..., n], lower, upper)
+    free = free & (k > lower) & (k < upper)
+    return torch.cat([torch.where(free[..., None], newton[..., :n], 0.0), k[..., None]], -1), free
+
+
 def _value_update(Q, G, n, shift) -> torch.Tensor:
     """``V = Q_yy + G^T Quu G + G^T Q_uy + Q_yu G`` (``Quu`` without the regularisation ``shift``),
     symmetrised: the value function under the policy ``du = G y`` (``[B, n+1, n+1]``)."""
     Quu, Quy = Q[:, n + 1 :, n + 1 :], Q[:, n + 1 :, : n + 1]
     if shift is not None:
         Quu = Quu - shift
-    cross = Q[:, : n + 1, n + 1 :] @ G
-    V = Q[:, : n + 1, : n + 1] + G.transpose(-1, -2) @ (Quu @ G + Quy) + cross
+    V = torch.baddbmm(Q[:, : n + 1, : n + 1], G.transpose(-1, -2), torch.baddbmm(Quy, Quu, G))
+    V = torch.baddbmm(V, Q[:, : n + 1, n + 1 :], G)
     return 0.5 * (V + V.transpose(-1, -2))
 
 

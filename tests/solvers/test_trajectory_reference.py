@@ -148,14 +148,17 @@ def test_stacked_copy_derivatives_match_jacrev():
 
 
 def test_stacked_copy_derivatives_keep_the_graph_in_grad_mode():
-    """The unrolled adjoint differentiates through the derivatives: they carry a graph to the parameters."""
+    """The unrolled adjoint differentiates through the derivatives: they carry a graph to the parameters
+    and the costates."""
     p = torch.tensor(0.7, dtype=DT, requires_grad=True)
     model = NonlinearModel(lambda x, u: p * torch.sin(x) + u, lambda x, u: (x**2).sum(-1) + (u**2).sum(-1), 1, 1)
     X = torch.full((2, 3, 1), 0.3, dtype=DT)
     U = torch.zeros(2, 3, 1, dtype=DT)
+    scale = torch.tensor(1.0, dtype=DT, requires_grad=True)  # the costates, lambda = scale
     _, A, _ = model.first_order(X, U)
-    _, H_newton = model.hessians(X, U, torch.ones(2, 3, 1, dtype=DT))
+    _, H_newton = model.hessians(X, U, scale * torch.ones(2, 3, 1, dtype=DT))
     (dA,) = torch.autograd.grad(A.sum(), p)
-    (dH,) = torch.autograd.grad(H_newton.sum(), p)
+    dH = torch.autograd.grad(H_newton.sum(), (p, scale))
     torch.testing.assert_close(dA, 3 * math.cos(0.3) * torch.ones((), dtype=DT))
-    torch.testing.assert_close(dH, -3 * math.sin(0.3) * torch.ones((), dtype=DT))
+    torch.testing.assert_close(dH[0], -3 * math.sin(0.3) * torch.ones((), dtype=DT))
+    torch.testing.assert_close(dH[1], -3 * 0.7 * math.sin(0.3) * torch.ones((), dtype=DT))
