@@ -1,6 +1,6 @@
 """Training-step time of idplan's planners against the IDPlan authors' code, side by side in one process.
 
-    git clone https://github.com/zhao0625/DiffPlan /tmp/DiffPlan    # the authors' public code (89fdf51)
+    GIT_LFS_SKIP_SMUDGE=1 git clone https://github.com/zhao0625/DiffPlan /tmp/DiffPlan  # their code (89fdf51); skip its LFS data
     python benchmarks/vs_authors.py --authors-src /tmp/DiffPlan/src --sizes 15 27
 
 Nothing of theirs is in this repository: their ``src/`` is put on ``sys.path`` and their models are
