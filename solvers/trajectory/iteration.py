@@ -40,25 +40,40 @@ def _clamp(U, lower, upper):
 
 def _rollout(model, x_init, X, U, gains: RiccatiPass | None, steps, lower, upper):
     """Closed-loop rollouts for every step size at once: ``X [L, T, B, n]``, ``U [L, T, B, m]``
-    (``gains`` None: the open-loop rollout of ``U``, ``[T, B, n]``, ``[T, B, m]``)."""
-    T = U.shape[0]
+    (``gains`` None: the open-loop rollout of ``U``, ``[T, B, n]``, ``[T, B, m]``).
+
+    The step sizes are folded into the batch (``[L * B, ...]``), so that the feedback
+    ``u_t = U_t + a k_t + K_t (x_t - X_t)`` is one batched product per step."""
+    T, batch, m = U.shape
     if gains is None:
-        x, feedforward = x_init, U.unbind(0)
-    else:  # u_t = U_t + a k_t + K_t (x_t - X_t) for each step size a
-        x = x_init.expand(len(steps), *x_init.shape)
-        feedforward = (U + steps[:, None, None, None] * gains.k).unbind(1)
+        xs, us = _closed_loop(model, x_init, U, None, None, lower, upper, ())
+        return torch.stack(xs), torch.stack(us)
+    L = len(steps)
+
+    def fold(V):  # [T, B, ...] -> [T, L * B, ...], the same for every step size
+        return V.unsqueeze(1).expand(V.shape[0], L, *V.shape[1:]).reshape(V.shape[0], L * batch, *V.shape[2:])
+
+    feedforward = (U.unsqueeze(1) + steps[:, None, None] * gains.k.unsqueeze(1)).reshape(T, L * batch, m)
+    bounds = (None, None) if lower is None else (fold(lower), fold(upper))
+    xs, us = _closed_loop(model, x_init.repeat(L, 1), feedforward, fold(X), fold(gains.K), *bounds, (L,))
+    return tuple(torch.stack(v).view(T, L, batch, -1).transpose(0, 1) for v in (xs, us))
+
+
+def _closed_loop(model, x, feedforward, X, K, lower, upper, lead) -> tuple[list, list]:
+    """Roll ``u_t = feedforward_t + K_t (x_t - X_t)`` (``K`` None: open loop) through the dynamics from
+    ``x [R, n]`` (all ``[T, R, ...]``; ``R = prod(lead) * B``, the model sees ``[*lead, B, ...]``).
+    Returns the lists of the states and controls at each step."""
+    T, R, m = feedforward.shape
     xs, us = [], []
-    for t in range(T):
-        u = feedforward[t]
-        if gains is not None:
-            u = u + (gains.K[t] @ (x - X[t]).unsqueeze(-1)).squeeze(-1)
+    for t, u in enumerate(feedforward.unbind(0)):
+        if K is not None:
+            u = torch.baddbmm(u.unsqueeze(-1), K[t], (x - X[t]).unsqueeze(-1)).squeeze(-1)
         u = u if lower is None else torch.clamp(u, lower[t], upper[t])
         xs.append(x)
         us.append(u)
         if t < T - 1:
-            x = model.step(t, x, u)
-    dim = 0 if steps is None else 1
-    return torch.stack(xs, dim), torch.stack(us, dim)
+            x = model.step(t, x.view(*lead, -1, x.shape[-1]), u.view(*lead, -1, m)).reshape(R, -1)
+    return xs, us
 
 
 def _check_finite(X, what):

@@ -60,7 +60,7 @@ class NonlinearModel:
     def _copies(self, X, U, copies):
         """``copies`` stacked copies of the flattened ``X`` and ``U`` (``[copies * T * B, n]`` and
         ``[copies * T * B, m]``), each a tensor to differentiate with respect to."""
-        return tuple(_leaf(V.reshape(-1, V.shape[-1]).repeat(copies, 1)) for V in (X, U))
+        return tuple(_leaf(torch.cat([V.reshape(-1, V.shape[-1])] * copies)) for V in (X, U))
 
     def first_order(self, X, U):
         """One backward pass through ``n`` stacked copies of the trajectory for the dynamics (copy ``i``
@@ -70,8 +70,8 @@ class NonlinearModel:
         differentiable = torch.is_grad_enabled()
         with torch.enable_grad():
             inputs = self._copies(X, U, n) + self._copies(X, U, 1)
-            outputs = (self.dynamics(*inputs[:2]), self.cost(*inputs[2:]))
-            pick = torch.eye(n, dtype=X.dtype, device=X.device).repeat_interleave(rows, 0)  # [n * rows, n]
+            outputs = (self.dynamics(*inputs[:2]).reshape(n, rows, n), self.cost(*inputs[2:]))
+            pick = torch.eye(n, dtype=X.dtype, device=X.device)[:, None].expand(n, rows, n)  # copy i: output i
             grads = _vjp(outputs, inputs, (pick, torch.ones_like(outputs[1])), differentiable)
         jac = torch.cat(grads[:2], -1).view(n, T, batch, n + self.m)
         AB = jac[:, :-1].permute(1, 2, 0, 3)  # [T-1, B, n, N]
@@ -91,11 +91,11 @@ class NonlinearModel:
             outputs, weights = (self.cost(*inputs),), (torch.ones(N * rows, dtype=X.dtype, device=X.device),)
             if costates is not None:  # lambda_{t+1} weights f at step t; nothing follows the last state
                 inputs = inputs + self._copies(X, U, N)
-                outputs = outputs + (self.dynamics(*inputs[2:]),)
+                outputs = outputs + (self.dynamics(*inputs[2:]).reshape(N, rows, n),)
                 lam = torch.cat([costates[1:], torch.zeros_like(costates[:1])]).reshape(rows, n)
-                weights = weights + (lam.repeat(N, 1),)
-            grads = _vjp(outputs, inputs, weights, True)
-            pick = torch.eye(N, dtype=X.dtype, device=X.device).repeat_interleave(rows, 0).split([n, self.m], 1)
+                weights = weights + (lam.expand(N, rows, n),)
+            grads = tuple(g.reshape(N, rows, -1) for g in _vjp(outputs, inputs, weights, True))
+            pick = torch.eye(N, dtype=X.dtype, device=X.device)[:, None].expand(N, rows, N).split([n, self.m], -1)
             H = _vjp(grads, inputs, pick * len(outputs), differentiable)
         H = [torch.cat(H[i : i + 2], -1).view(N, T, batch, N).permute(1, 2, 0, 3) for i in range(0, len(H), 2)]
         return (H[0],) if costates is None else (H[0], H[0] + H[1])
