@@ -208,8 +208,7 @@ def _step_gains(Q, n, free, bounds, pinned) -> tuple[torch.Tensor, torch.Tensor]
         if pinned:
             Quu, Quy = _pinned_matrix(Quu, free), torch.where(free[:, :, None], Quy, 0.0)
         return -_solve_spd(Quu, Quy), free
-    Quu_sym = Quu if Quu.shape[-1] == 1 else 0.5 * (Quu + Quu.transpose(-1, -2))
-    k, in_box = box_qp(Quu_sym, Quy[..., n], *bounds)
+    k, in_box = box_qp(0.5 * (Quu + Quu.transpose(-1, -2)), Quy[..., n], *bounds)
     free = free & in_box
     K = -_solve_spd(_pinned_matrix(Quu, free), torch.where(free[:, :, None], Quy[..., :n], 0.0))
     return torch.cat([K, k.unsqueeze(-1)], -1), free
