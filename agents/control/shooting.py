@@ -122,7 +122,15 @@ class ShootingMPC(nn.Module):
         ``warm_start`` (``[H, B, m]`` controls, e.g. the last plan shifted one step) among them."""
         batch = x0.shape[0]
         v = (
-            torch.rand(batch, self.particles, self.horizon * self.m, generator=self.generator, dtype=x0.dtype) * 1.98
+            torch.rand(
+                batch,
+                self.particles,
+                self.horizon * self.m,
+                generator=self.generator,
+                dtype=x0.dtype,
+                device=x0.device if self.generator is None else self.generator.device,
+            )
+            * 1.98
             - 0.99
         )
         if warm_start is not None:
@@ -136,7 +144,7 @@ class ShootingMPC(nn.Module):
         V = torch.atanh(v).to(x0.device)  # controls uniform in the box
         with torch.no_grad():
             scores = self.score(V, x0[:, None].expand(-1, self.particles, -1))
-        return V[torch.arange(batch), scores.argmin(1)]
+        return V[torch.arange(batch, device=V.device), scores.argmin(1)]
 
     def _adjoint(self, dtype: torch.dtype) -> Any:
         if self.adjoint == "implicit":  # to tolerance (100 CG steps at most): a miss raises in backward()

@@ -22,11 +22,13 @@ class MPCAgent(Agent):
     Each plan is warm-started with the previous one shifted by a step. ``act(obs)`` takes one
     observation (``[n]`` array) and returns the action (``[1]`` float32 array). A plan that hit the
     controller's iteration cap is still used (its best iterate, as MPC does); such steps are counted
-    in ``unconverged_steps`` instead of warning at every step.
+    in ``unconverged_steps`` instead of warning at every step. ``device``: where the plans are solved
+    (observations are moved there; actions come back as numpy arrays).
     """
 
-    def __init__(self, controller: ILQRController, warm_start: bool = True):
-        self.controller = controller
+    def __init__(self, controller: ILQRController, warm_start: bool = True, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.controller = controller.to(self.device)
         self.warm_start = warm_start
         self.plan: TrajectorySolution | None = None
         self.steps = 0
@@ -50,15 +52,15 @@ class MPCAgent(Agent):
         return self.plan.u[0]
 
     def act(self, obs) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(obs), dtype=torch.float64).reshape(1, -1)
-        return self.forward(x)[0].numpy().astype(np.float32)
+        x = torch.as_tensor(np.asarray(obs), dtype=torch.float64, device=self.device).reshape(1, -1)
+        return self.forward(x)[0].cpu().numpy().astype(np.float32)
 
     def planned_states(self) -> np.ndarray | None:
         """``[T, state_dim]``: the current plan in the env's state coordinates (None before ``act``)."""
         if self.plan is None:
             return None
         x = self.plan.x[:, 0].detach()
-        return (self.controller.to_state(x) if self.controller.to_state is not None else x).numpy()
+        return (self.controller.to_state(x) if self.controller.to_state is not None else x).cpu().numpy()
 
     def draw_on(self, env) -> None:
         """Show the current plan on ``env``'s frames as ghost poses."""
@@ -69,9 +71,15 @@ class PixelMPCAgent(MPCAgent):
     """Receding-horizon iLQR from pixels: ``act(frames)`` encodes the ``[F, H, W]`` frame stack to
     an observation and plans from it (warm-started as :class:`~idplan.agents.control.MPCAgent`)."""
 
-    def __init__(self, encoder: FrameEncoder, controller: ILQRController, warm_start: bool = True):
-        super().__init__(controller, warm_start)
-        self.encoder = encoder.eval()
+    def __init__(
+        self,
+        encoder: FrameEncoder,
+        controller: ILQRController,
+        warm_start: bool = True,
+        device: str | torch.device = "cpu",
+    ):
+        super().__init__(controller, warm_start, device)
+        self.encoder = encoder.to(self.device).eval()
 
     @torch.no_grad()
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -79,7 +87,8 @@ class PixelMPCAgent(MPCAgent):
         return super().forward(self.encoder(frames).double())
 
     def act(self, frames) -> np.ndarray:
-        return self.forward(torch.as_tensor(np.asarray(frames))[None])[0].numpy().astype(np.float32)
+        frames = torch.as_tensor(np.asarray(frames), device=self.device)[None]
+        return self.forward(frames)[0].cpu().numpy().astype(np.float32)
 
 
 class TrueStateAgent(Agent):

@@ -15,6 +15,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from ...envs import ENV_IDS, ENVS  # importing idplan.envs registers the environments
 from ...envs.atomic import atomic_path
@@ -54,15 +55,17 @@ def play_env_kwargs(env_id: str, size: int | None = None, start: str | None = No
     return kwargs
 
 
-def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0) -> Agent:
-    """An agent for ``env`` from ``spec``: ``"random"``, ``"expert"``, ``"mpc"`` or a checkpoint path."""
+def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0, device: str | torch.device = "cpu") -> Agent:
+    """An agent for ``env`` from ``spec``: ``"random"``, ``"expert"``, ``"mpc"`` or a checkpoint path;
+    its planner or controller runs on ``device``."""
     if spec == "random":
         return RandomAgent(env, seed)
     task = ENVS[env_id].control_task if env_id in ENVS else None
     if task is not None:
         if spec in ("expert", "mpc"):  # iLQR MPC with the true model is the controllers' expert
             horizon = SWING_UP_HORIZON[task]
-            agent = MPCAgent(ILQRController.for_task(task, env.unwrapped.params, horizon=horizon, max_iter=50))
+            controller = ILQRController.for_task(task, env.unwrapped.params, horizon=horizon, max_iter=50)
+            agent = MPCAgent(controller, device=device)
             pixels = len(env.observation_space.shape or ()) > 1
             return TrueStateAgent(agent, env) if pixels else agent
         raise ValueError(f"agent {spec!r} is not available for {env_id}: use mpc, expert or random")
@@ -75,15 +78,15 @@ def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0) -> Agent:
         raise ValueError(f"agent must be random, expert, mpc or a checkpoint file; {spec!r} is none of these")
     spaces = getattr(env.observation_space, "spaces", {})
     if "panoramas" in spaces:  # visual navigation: the checkpoint must hold a mapper
-        model, _ = load_mapped_checkpoint(spec)
-        return MappedPlannerAgent(model, "panoramas")
+        model, _ = load_mapped_checkpoint(spec, device)
+        return MappedPlannerAgent(model, "panoramas", device)
     if "map" not in spaces:
         raise ValueError(
             f"a planner checkpoint plays on map observations (GridMaze, ArmCSpace) or panoramas "
             f"(MiniWorldNav, with a mapper), not {env_id}"
         )
-    planner, _ = load_checkpoint(spec)
-    return PlannerAgent(planner)
+    planner, _ = load_checkpoint(spec, device)
+    return PlannerAgent(planner, device)
 
 
 def set_overlay(env: gym.Env, agent: Agent, shown: bool) -> None:
@@ -115,17 +118,19 @@ def play(
     overlay: bool = True,
     env_kwargs: dict | None = None,
     events: Callable[[], Iterable[str]] | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Run ``episodes`` episodes; returns a summary (returns, lengths, the GIF path if recorded).
 
     Args:
         events: the key presses of each frame as names (``"space"``, ``"right"``, ``"r"``, ``"v"``,
             ``"q"``); default: read from pygame's event queue (window mode).
+        device: where the agent's planner or controller runs.
     """
     check_env_id(env_id)
     human = record is None and has_display()
     env = gym.make(env_id, render_mode="human" if human else "rgb_array", **(env_kwargs or {}))
-    agent = make_agent(env, env_id, agent_spec, seed)
+    agent = make_agent(env, env_id, agent_spec, seed, device)
     if events is None:
         events = pygame_keys if human else (lambda: ())
     frames, returns, lengths, steps_taken = [], [], [], 0

@@ -24,11 +24,11 @@ def check_params(params: Any, positive: tuple[str, ...], non_negative: tuple[str
     """Raise ``ValueError`` naming the first field of ``params`` that breaks its sign constraint."""
     for name in positive:
         value = getattr(params, name)
-        if not bool(torch.as_tensor(value) > 0):
+        if not bool(value > 0):
             raise ValueError(f"{type(params).__name__}.{name} must be > 0, got {value}")
     for name in non_negative:
         value = getattr(params, name)
-        if not bool(torch.as_tensor(value) >= 0):
+        if not bool(value >= 0):
             raise ValueError(f"{type(params).__name__}.{name} must be >= 0, got {value}")
 
 
