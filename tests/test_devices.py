@@ -198,3 +198,29 @@ def test_ilqr_gradient_agrees_with_the_cpu(device):
         assert sol.u.device == where
         grads.append(scale.grad.cpu())
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-8, atol=1e-10)
+
+
+def test_a_planner_under_bf16_autocast_keeps_a_float32_state_and_its_gradient():
+    planner, maps = small_planner("vin", "implicit", dtype=torch.float32), maze_batch(torch.float32)
+    exact = torch.autograd.grad(planner(maps).logits.square().sum(), list(planner.parameters()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = planner(maps)
+        loss = out.logits.float().square().sum()
+    grads = torch.autograd.grad(loss, list(planner.parameters()))  # backward outside autocast, as torch advises
+    assert out.state.dtype == torch.float32
+    flat = torch.cat([g.flatten() for g in grads]).double()
+    cosine = torch.nn.functional.cosine_similarity(flat, torch.cat([g.flatten() for g in exact]).double(), dim=0)
+    assert cosine > 0.99
+
+
+def test_the_gpu_check_script_runs_on_the_cpu():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(["--device", "cpu", "--sizes", "7", "--batch", "2", "--ilqr-batches", "2", "--repeats", "1"])
+    assert len(result["planners"]) == 4 and result["ilqr"][0]["converged"] == 1.0
+    assert result["bf16"]["cosine"] is None or result["bf16"]["cosine"] > 0.9

@@ -243,6 +243,8 @@ class Planner(nn.Module):
     def forward(self, observation: torch.Tensor, mode: str | None = None) -> PlanOutput:
         """Plan on a batch: ``observation`` is the ``[B, C, m, m]`` map."""
         r = self.reward_map(observation)
+        if r.dtype in (torch.float16, torch.bfloat16):  # under autocast: the state and the solver stay in
+            r = r.float()  # float32, the step's convolutions still run in the low precision
         mode = self.mode if mode is None else mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

@@ -51,11 +51,13 @@ class _MaxConv(torch.autograd.Function):
         chosen = channel.flatten()  # [B H W]
         grad = grad.reshape(-1, 1)  # [B H W, 1]
         grad_x = grad_weight = None
+        # under autocast x, weight and grad may differ in dtype: each gradient takes its input's
         if ctx.needs_input_grad[0]:
-            grad_x = unpatch((grad * flat[chosen]).view(x.shape[0], -1, flat.shape[1]), x.shape, k)
+            windows = (grad * flat[chosen]).to(x.dtype)
+            grad_x = unpatch(windows.view(x.shape[0], -1, flat.shape[1]), x.shape, k)
         if ctx.needs_input_grad[1]:
-            windows = patches(x, k).reshape(-1, flat.shape[1])
-            grad_weight = torch.zeros_like(flat).index_add(0, chosen, grad * windows).view_as(weight)
+            windows = (grad * patches(x, k).reshape(-1, flat.shape[1])).to(flat.dtype)
+            grad_weight = torch.zeros_like(flat).index_add(0, chosen, windows).view_as(weight)
         return grad_x, grad_weight
 
 
