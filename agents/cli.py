@@ -5,6 +5,7 @@
     idplan train --planner vin --mode implicit --size 15 --epochs 30 --out runs/vin15
     idplan train --dataset ../shared/data/diffplan_m15_4abs-cc_10k.npz --planner conv_gppn --out runs/cc
     idplan train --task arm --size 18 --planner sym_vin --out runs/arm18   # C-space of a 2-link arm (torus)
+    idplan sweep --size 15 --seeds 5 --grid mode=implicit,explicit --out runs/sweep   # Ray Tune: pip install 'idplan[tune]'
     idplan eval runs/vin15/checkpoint.pt --dataset ../shared/data/diffplan_m15_4abs-cc_10k.npz
     idplan eval runs/demo/checkpoint.pt --size 27 --n 500     # generalisation to larger generated mazes
     idplan eval runs/demo/checkpoint.pt                       # generated mazes of the checkpoint's own size
@@ -184,6 +185,29 @@ def cmd_train(args) -> dict[str, Any]:
     return train_run(_train_run(args))[1]
 
 
+def cmd_sweep(args) -> dict[str, Any]:
+    from .training.sweep import parse_grid, sweep
+
+    if args.gpus_per_trial is None:  # one trial per GPU where trials train on CUDA
+        args.gpus_per_trial = 1.0 if torch.device(args.device).type == "cuda" else 0.0
+    elif args.gpus_per_trial == 0 and torch.device(args.device).type == "cuda":
+        raise ValueError(
+            f"--device {args.device} with --gpus-per-trial 0: a trial trains on a GPU only if Ray gives it one"
+        )
+    seeds = range(args.seed, args.seed + args.seeds)
+    result = sweep(
+        _train_run(args),
+        seeds,
+        parse_grid(args.grid, args.parser),
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        progress=not args.quiet,
+    )
+    print(result.pop("markdown"))
+    return result
+
+
 def cmd_eval(args) -> dict[str, Any]:
     return evaluate_checkpoint(
         args.checkpoint, args.dataset, args.size, args.n, args.seed, args.split, args.limit, args.device
@@ -222,6 +246,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_planner_options(train, planner="vin", epochs=30, n_train=10_000, lr=1e-3)
     train.add_argument("--out", type=Path, default=Path("runs/train"), help="directory of the run's files")
     train.set_defaults(run=cmd_train)
+    sweep = commands.add_parser(
+        "sweep",
+        help="train a configuration over seeds and a grid of options on Ray Tune (pip install 'idplan[tune]')",
+        description="Run `idplan train` with the options below over --seeds seeds (--seed, --seed + 1, ...) and "
+        "every combination of the --grid values, as Ray Tune trials: on a local Ray instance (one trial per core, "
+        "or per GPU) or on an existing Ray cluster (--address). Each trial writes its own run files to "
+        "OUT/trials/<config>/seed<k>; OUT/sweep.json and OUT/sweep.md hold every trial and, per configuration, "
+        "the mean and standard error over seeds (printed as a table). On a cluster of several machines, OUT "
+        "must be on a file system every node shares.",
+        formatter_class=HelpFormatter,
+    )
+    _add_planner_options(sweep, planner="vin", epochs=30, n_train=10_000, lr=1e-3)
+    sweep.add_argument("--out", type=Path, default=Path("runs/sweep"), help="directory of the sweep's files")
+    sweep.add_argument("--seeds", type=positive_int, default=3, help="seeds per configuration, from --seed up")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="OPTION=V1,V2",
+        help="a training option and its values (repeat for several: every combination runs), e.g. lr=1e-3,2e-3",
+    )
+    sweep.add_argument("--address", default=None, help="an existing Ray cluster's address (auto: this node's)")
+    sweep.add_argument("--cpus-per-trial", type=positive_float, default=1.0, help="CPU cores Ray reserves per trial")
+    sweep.add_argument(
+        "--gpus-per-trial",
+        type=non_negative_float,
+        default=None,
+        help="GPUs per trial, may be a fraction (default: 1 when --device is cuda, else 0)",
+    )
+    sweep.set_defaults(run=cmd_sweep, parser=sweep)
     evaluate = commands.add_parser(
         "eval",
         help="evaluate a checkpoint on a dataset file or on generated mazes",
