@@ -115,7 +115,9 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     )
     p.add_argument("--size", type=positive_int, default=15, help="map size of generated datasets (arm: bins per joint)")
     p.add_argument("--generator", choices=["maze", "obstacles"], default="maze", help="generated map kind")
-    p.add_argument("--dataset", type=Path, help="train on this file (ours or community format) instead of generating")
+    p.add_argument(
+        "--dataset", type=Path, help="train on this file (ours, community) or shard directory, not generated data"
+    )
     p.add_argument("--n-train", type=positive_int, default=n_train, help="generated training maps")
     p.add_argument("--n-valid", type=positive_int, default=200, help="generated validation maps (picks the best epoch)")
     p.add_argument("--n-test", type=positive_int, default=500, help="generated test maps")
@@ -284,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     evaluate.add_argument("checkpoint", type=Path, help="a checkpoint written by idplan train or demo")
-    evaluate.add_argument("--dataset", type=Path, help="ours or the community format")
+    evaluate.add_argument("--dataset", type=Path, help="ours, the community format or a shard directory")
     evaluate.add_argument(
         "--size",
         type=positive_int,

@@ -194,7 +194,7 @@ def validate(run: TrainRun) -> TrainConfig:
     returns the training configuration."""
     if run.task == "arm" and run.dataset is not None:
         raise ValueError("--dataset reads maze files; arm datasets are generated (--size is the bins per joint)")
-    if run.dataset is not None and not run.dataset.is_file():
+    if run.dataset is not None and not run.dataset.exists():
         raise FileNotFoundError(f"--dataset {run.dataset}: no such file")
     if run.rollout:
         try:
@@ -352,7 +352,7 @@ def evaluate_checkpoint(
     (neither) on generated mazes of the checkpoint's own size; returns the metrics and what was used."""
     if dataset is not None and size is not None:
         raise ValueError("give --dataset FILE or --size N (generated test mazes), not both")
-    if dataset is not None and not dataset.is_file():
+    if dataset is not None and not dataset.exists():
         raise FileNotFoundError(f"--dataset {dataset}: no such file")
     if size is not None:
         check_memory((1, 1, n), size, "idplan eval --size")

@@ -3,7 +3,15 @@
 checks, C-space maps on the torus, workspace images), datasets and rendering."""
 
 from .cspace_env import ArmCSpaceEnv
-from .dataset import ArmDataset, ArmTorchDataset, generate_arm_dataset, generate_arm_splits
+from .dataset import (
+    ArmDataset,
+    ArmTorchDataset,
+    generate_arm_dataset,
+    generate_arm_shards,
+    generate_arm_splits,
+    load_arm_shards,
+    save_arm_shards,
+)
 from .geometry import (
     DISC,
     RECTANGLE,
@@ -46,6 +54,9 @@ __all__ = [
     "ArmTorchDataset",
     "generate_arm_dataset",
     "generate_arm_splits",
+    "generate_arm_shards",
+    "save_arm_shards",
+    "load_arm_shards",
     # rendering
     "ArmRenderer",
 ]

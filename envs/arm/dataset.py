@@ -5,7 +5,8 @@ An :class:`ArmDataset` pairs a :class:`~idplan.envs.maze.MazeDataset` on the C-s
 with what made it: the obstacles ``[n, K, 5]`` and the ``[n, P, P]`` top-down workspace images (see
 :mod:`.geometry`). :func:`generate_arm_dataset` and :func:`generate_arm_splits` make them
 (seeded, with a progress bar); :meth:`ArmDataset.save` / :meth:`ArmDataset.load` use ``.npz`` (no
-pickles). :class:`ArmTorchDataset` adds the workspace image and the C-space target to the maze
+pickles); :func:`generate_arm_shards` (in worker processes) and :func:`save_arm_shards` write shard
+directories that :func:`load_arm_shards` reads with the workspace images left on disk. :class:`ArmTorchDataset` adds the workspace image and the C-space target to the maze
 training view, for the workspace mapper.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -20,14 +22,19 @@ import torch
 from .._checks import check_int
 from ..maze.dataset import (
     SPLITS,
+    TASK_FIELDS,
     MazeDataset,
     MazeTorchDataset,
     concatenate,
     label_tasks,
     load_tagged_npz,
     random_free_cells,
+    task_jobs,
+    task_meta,
+    tasks_from_shards,
 )
 from ..progress import progress_bar
+from ..shards import ShardedArray, open_split, tensor_rows, write_shards
 from .geometry import ArmGeometry, check_bins, check_obstacles, cspace_maps, random_obstacles, workspace_images
 
 FORMAT = "idplan-arm-dataset-v1"
@@ -40,7 +47,8 @@ class ArmDataset:
     Attributes:
         tasks: the C-space tasks with expert labels (``tasks.free`` ``[n, bins, bins]``, ``torus``).
         obstacles: ``[n, K, 5]`` float64 obstacle rows.
-        workspace: ``[n, P, P]`` bool top-down obstacle images.
+        workspace: ``[n, P, P]`` bool top-down obstacle images (in memory, or a
+            :class:`~idplan.envs.shards.ShardedArray` read from disk on access).
         geometry: the arm the C-spaces were computed for.
     """
 
@@ -57,7 +65,12 @@ class ArmDataset:
         if len(self.obstacles) != n:
             raise ValueError(f"ArmDataset.obstacles: expected {n} tasks, got {len(self.obstacles)}")
         image = self.workspace
-        if not isinstance(image, np.ndarray) or image.dtype != np.bool_ or image.ndim != 3 or len(image) != n:
+        if (
+            not isinstance(image, (np.ndarray, ShardedArray))
+            or image.dtype != np.bool_
+            or image.ndim != 3
+            or len(image) != n
+        ):
             raise ValueError(f"ArmDataset.workspace must be bool [{n}, P, P], got {getattr(image, 'shape', None)}")
 
     @property
@@ -158,6 +171,73 @@ def generate_arm_splits(
     }
 
 
+def _geometry_meta(geometry: ArmGeometry) -> dict[str, object]:
+    return {"links": list(geometry.links), "extent": geometry.extent, "base_clearance": geometry.base_clearance}
+
+
+def save_arm_shards(
+    directory: str | os.PathLike, splits: dict[str, ArmDataset], shard_size: int = 1000, progress: bool = True
+) -> None:
+    """Write arm datasets (``{"train": ..., ...}``, one geometry) as a shard directory (new or empty)."""
+    geometries = {d.geometry for d in splits.values()}
+    if len(geometries) != 1:
+        raise ValueError(f"the splits were made for different arms: {geometries}")
+    meta = {**task_meta(splits), **_geometry_meta(geometries.pop())}
+    jobs = task_jobs(splits, shard_size, lambda d: {"obstacles": d.obstacles, "workspace": d.workspace})
+    write_shards(directory, FORMAT, meta, jobs, progress=progress, desc="arm shards")
+
+
+def _arm_shard(n: int, bins: int, seed: np.random.SeedSequence, options: dict) -> dict[str, np.ndarray]:
+    """One shard of :func:`generate_arm_shards` (run in a worker)."""
+    data = generate_arm_dataset(n, bins, seed=np.random.default_rng(seed), progress=False, **options)
+    return {
+        **{k: getattr(data.tasks, k) for k in TASK_FIELDS},
+        "obstacles": data.obstacles,
+        "workspace": data.workspace,
+    }
+
+
+def generate_arm_shards(
+    directory: str | os.PathLike,
+    bins: int = 18,
+    n_train: int = 10_000,
+    n_valid: int = 2_000,
+    n_test: int = 2_000,
+    *,
+    seed: int = 0,
+    shard_size: int = 1000,
+    workers: int = 1,
+    progress: bool = True,
+    geometry: ArmGeometry = ArmGeometry(),
+    **kwargs,
+) -> None:
+    """Generate arm splits straight into a shard directory (new or empty): each shard of
+    ``shard_size`` tasks is made and written by one of ``workers`` processes from its own seed (a
+    child of ``seed``'s, by split and shard), so the data depend on ``seed`` and ``shard_size``, not
+    on ``workers``. ``kwargs`` go to :func:`generate_arm_dataset` (``max_obstacles``, ``pixels``)."""
+    check_int(shard_size, "shard_size", 1)
+    options = {**kwargs, "geometry": geometry}
+    jobs = {}
+    for name, count, split_seed in zip(SPLITS, (n_train, n_valid, n_test), np.random.SeedSequence(seed).spawn(3)):
+        sizes = [min(shard_size, count - s) for s in range(0, check_int(count, f"n_{name}", 1), shard_size)]
+        jobs[name] = [partial(_arm_shard, k, bins, s, options) for k, s in zip(sizes, split_seed.spawn(len(sizes)))]
+    meta = {"moves": 4, "torus": True, **_geometry_meta(geometry)}
+    write_shards(directory, FORMAT, meta, jobs, workers=workers, progress=progress, desc="arm shards")
+
+
+def load_arm_shards(directory: str | os.PathLike, split: str = "train") -> ArmDataset:
+    """``split`` of an arm shard directory: the C-space tasks and obstacles in memory, the
+    workspace images a :class:`~idplan.envs.shards.ShardedArray` on disk."""
+    meta, arrays = open_split(directory, split, FORMAT)
+    geometry = ArmGeometry(tuple(meta["links"]), float(meta["extent"]), float(meta["base_clearance"]))
+    return ArmDataset(tasks_from_shards(meta, arrays), arrays["obstacles"][:], arrays["workspace"], geometry)
+
+
+def _image_rows(rows: np.ndarray) -> np.ndarray:
+    """``[k, P, P]`` bool images as ``[k, 1, P, P]`` float32."""
+    return rows.astype(np.float32)[:, None]
+
+
 class ArmTorchDataset(MazeTorchDataset):
     """An :class:`ArmDataset` as training samples: the maze items (``"input"``: C-space obstacle map
     and goal, ``"action"``, ``"optimal"``, ``"distance"``, ``"mask"``) plus ``"observation"`` (the
@@ -167,7 +247,7 @@ class ArmTorchDataset(MazeTorchDataset):
     def __init__(self, data: ArmDataset):
         super().__init__(data.tasks)
         self.arm = data
-        self.observations = torch.from_numpy(data.workspace.astype(np.float32))[:, None]
+        self.observations = tensor_rows(data.workspace, _image_rows)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         item = super().__getitem__(i)

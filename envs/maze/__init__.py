@@ -15,9 +15,11 @@ from .dataset import (
     generate_splits,
     label_tasks,
     load_maze_file,
+    load_maze_shards,
     map_digests,
     random_free_cells,
     read_community,
+    save_maze_shards,
     task_nbytes,
     write_community,
 )
@@ -65,6 +67,8 @@ __all__ = [
     "read_community",
     "write_community",
     "load_maze_file",
+    "save_maze_shards",
+    "load_maze_shards",
     # rendering
     "MazeRenderer",
 ]

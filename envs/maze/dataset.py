@@ -4,7 +4,8 @@ A :class:`MazeDataset` holds ``n`` tasks on ``m x m`` maps with, for every cell,
 distance to the goal, the set of optimal actions (multi-hot) and one optimal action (ties broken
 at random with the dataset's seed). :func:`generate_dataset` and :func:`generate_splits` make
 them (distinct maps, checked by hashing); :meth:`MazeDataset.save` / :meth:`MazeDataset.load`
-store them as ``.npz`` (no pickles); :func:`read_community` / :func:`write_community` convert
+store them as ``.npz`` (no pickles), :func:`save_maze_shards` / :func:`load_maze_shards` as
+memory-mapped shards (:mod:`idplan.envs.shards`); :func:`read_community` / :func:`write_community` convert
 from and to the community format (``diffplan_m15_4abs-cc_10k.npz``: keys ``arr_0`` .. ``arr_8``);
 :class:`MazeTorchDataset` is the view a ``torch.utils.data.DataLoader`` consumes.
 """
@@ -13,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..progress import progress_bar
+from ..shards import ShardedArray, is_shard_directory, open_split, split_jobs, write_shards
 from .generation import generate_maps
 from .shortest_paths import bfs_distances, check_maps, optimal_actions, pick_action
 
@@ -27,6 +29,7 @@ FORMAT = "idplan-maze-dataset-v1"
 SPLITS = ("train", "valid", "test")
 COMMUNITY_KEYS = {"train": (0, 1, 2), "valid": (3, 4, 5), "test": (6, 7, 8)}
 IGNORE_INDEX = -100  # the action target on cells without a label (torch's cross-entropy default)
+TASK_FIELDS = ("free", "goals", "distances", "optimal", "actions")  # a MazeDataset's per-task arrays
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,11 @@ class MazeDataset:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The dataset as named plain arrays (what :meth:`save` writes, less the format tag)."""
-        fields = ("free", "goals", "distances", "optimal", "actions")
-        return {**{k: getattr(self, k) for k in fields}, "moves": np.array(self.moves), "torus": np.array(self.torus)}
+        return {
+            **{k: getattr(self, k) for k in TASK_FIELDS},
+            "moves": np.array(self.moves),
+            "torus": np.array(self.torus),
+        }
 
     def save(self, path: str | os.PathLike) -> None:
         """Write to a compressed ``.npz`` (plain arrays only: loading it runs no code)."""
@@ -129,9 +135,8 @@ def concatenate(parts: list[MazeDataset]) -> MazeDataset:
         raise ValueError("concatenate: nothing to join")
     if len({(p.size, p.moves, p.torus) for p in parts}) != 1:
         raise ValueError("concatenate: datasets differ in map size, moves or topology (torus)")
-    fields = ("free", "goals", "distances", "optimal", "actions")
     return MazeDataset(
-        **{k: np.concatenate([getattr(p, k) for p in parts]) for k in fields},
+        **{k: np.concatenate([getattr(p, k) for p in parts]) for k in TASK_FIELDS},
         moves=parts[0].moves,
         torus=parts[0].torus,
     )
@@ -322,9 +327,54 @@ def write_community(path: str | os.PathLike, train: MazeDataset, valid: MazeData
     np.savez_compressed(path, **arrays)
 
 
+def task_jobs(splits: dict[str, MazeDataset], shard_size: int, extra: Callable[[object], dict] = lambda d: {}) -> dict:
+    """:func:`~idplan.envs.shards.write_shards` jobs for in-memory datasets (``splits``, each with
+    ``.tasks`` or itself a :class:`MazeDataset`): shards of ``shard_size`` tasks of their
+    :data:`TASK_FIELDS` arrays and the arrays ``extra(dataset)`` adds."""
+    return {
+        name: split_jobs({**{k: getattr(tasks_of(d), k) for k in TASK_FIELDS}, **extra(d)}, shard_size)
+        for name, d in splits.items()
+    }
+
+
+def tasks_of(data) -> MazeDataset:
+    """The :class:`MazeDataset` of a dataset (itself, or its ``.tasks``)."""
+    return data if isinstance(data, MazeDataset) else data.tasks
+
+
+def task_meta(splits: dict[str, object]) -> dict[str, object]:
+    """The maze settings every split shares (``moves``, ``torus``), for a shard manifest."""
+    settings = {(tasks_of(d).moves, tasks_of(d).torus) for d in splits.values()}
+    if len(settings) != 1:
+        raise ValueError(f"the splits differ in moves or topology (torus): {sorted(settings)}")
+    moves, torus = settings.pop()
+    return {"moves": moves, "torus": torus}
+
+
+def tasks_from_shards(meta: dict, arrays: dict[str, ShardedArray]) -> MazeDataset:
+    """The :class:`MazeDataset` of a shard split (its task arrays read into memory: ``m * m * (7 +
+    moves)`` bytes a task, the images stay on disk)."""
+    return MazeDataset(*(arrays[k][:] for k in TASK_FIELDS), moves=int(meta["moves"]), torus=bool(meta["torus"]))
+
+
+def save_maze_shards(
+    directory: str | os.PathLike, splits: dict[str, MazeDataset], shard_size: int = 1000, progress: bool = True
+) -> None:
+    """Write maze datasets (``{"train": ..., ...}``) as a shard directory (new or empty) that
+    :func:`load_maze_shards`, :func:`load_maze_file` and ``idplan train --dataset`` read."""
+    write_shards(directory, FORMAT, task_meta(splits), task_jobs(splits, shard_size), progress=progress)
+
+
+def load_maze_shards(directory: str | os.PathLike, split: str = "train") -> MazeDataset:
+    """``split`` of a shard directory :func:`save_maze_shards` wrote (read through memory maps)."""
+    return tasks_from_shards(*open_split(directory, split, FORMAT))
+
+
 def load_maze_file(path: str | os.PathLike, split: str = "test") -> MazeDataset:
-    """Load a dataset file in either format: ours (:meth:`MazeDataset.load`) or the community's
-    (:func:`read_community`, which needs ``split``)."""
+    """Load ``split`` of a dataset in any format: a shard directory (:func:`load_maze_shards`), our
+    ``.npz`` (:meth:`MazeDataset.load`, one split) or the community's (:func:`read_community`)."""
+    if is_shard_directory(path):
+        return load_maze_shards(path, split)
     arrays = _load_npz(path)
     if "format" in arrays:
         return MazeDataset.load(path)

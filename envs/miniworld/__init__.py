@@ -5,7 +5,15 @@ MiniWorld (``pip install "idplan[miniworld]"``) is imported only when the first 
 (:func:`load_maze_world`, which loads :mod:`.world`): importing this package never imports it.
 """
 
-from .dataset import VisualNavDataset, VisualNavTorchDataset, generate_visual_nav_splits, render_panoramas
+from .dataset import (
+    VisualNavDataset,
+    VisualNavTorchDataset,
+    generate_visual_nav_shards,
+    generate_visual_nav_splits,
+    load_visual_nav_shards,
+    render_panoramas,
+    save_visual_nav_shards,
+)
 from .env import SYSTEM_PACKAGES, VIEWS, MiniWorldNavEnv, load_maze_world
 from .rendering import NavigationRenderer
 
@@ -17,6 +25,9 @@ __all__ = [
     "VisualNavDataset",
     "VisualNavTorchDataset",
     "generate_visual_nav_splits",
+    "generate_visual_nav_shards",
+    "save_visual_nav_shards",
+    "load_visual_nav_shards",
     "render_panoramas",
     "NavigationRenderer",
 ]

@@ -5,7 +5,10 @@ BFS labels) with the ``[n, m, m, 4, S, S, 3]`` uint8 panoramas MiniWorld renders
 centre (:class:`~idplan.envs.miniworld.world.MazeWorld`; the goal's green box is in the world).
 :func:`generate_visual_nav_splits` makes them (seeded, with a progress bar; :func:`render_panoramas`
 renders in worker processes); :meth:`VisualNavDataset.save` / :meth:`~VisualNavDataset.load`
-use ``.npz`` (no pickles). :class:`VisualNavTorchDataset` is the training view.
+use ``.npz`` (no pickles); :func:`generate_visual_nav_shards` renders straight into a shard directory
+from worker processes, which :func:`load_visual_nav_shards` reads with the panoramas left on disk
+(training then streams them: see :mod:`idplan.envs.shards`). :class:`VisualNavTorchDataset` is
+the training view.
 
 Size: a 15x15 maze's panoramas are 2.8 MB (GPPN's 10k mazes would be 28 GB); rendering them takes
 about 0.35 s per maze and process on a CPU (``benchmarks/miniworld_render.py``).
@@ -17,13 +20,24 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 
 from .._checks import check_int
-from ..maze.dataset import SPLITS, MazeDataset, MazeTorchDataset, generate_splits, load_tagged_npz
+from ..maze.dataset import (
+    SPLITS,
+    MazeDataset,
+    MazeTorchDataset,
+    generate_splits,
+    load_tagged_npz,
+    task_jobs,
+    task_meta,
+    tasks_from_shards,
+)
 from ..progress import progress_bar
+from ..shards import ShardedArray, open_split, tensor_rows, write_shards
 
 FORMAT = "idplan-visual-nav-dataset-v1"
 
@@ -34,7 +48,8 @@ class VisualNavDataset:
 
     Attributes:
         tasks: the maze tasks with expert labels (``tasks.free`` ``[n, m, m]``).
-        panoramas: ``[n, m, m, 4, S, S, 3]`` uint8 views from every cell facing N, W, S, E.
+        panoramas: ``[n, m, m, 4, S, S, 3]`` uint8 views from every cell facing N, W, S, E (in
+            memory, or a :class:`~idplan.envs.shards.ShardedArray` read from disk on access).
     """
 
     tasks: MazeDataset
@@ -43,7 +58,7 @@ class VisualNavDataset:
     def __post_init__(self):
         n, m = len(self.tasks), self.tasks.size
         p = self.panoramas
-        ok = isinstance(p, np.ndarray) and p.dtype == np.uint8 and p.ndim == 7
+        ok = isinstance(p, (np.ndarray, ShardedArray)) and p.dtype == np.uint8 and p.ndim == 7
         if not ok or p.shape[:4] != (n, m, m, 4) or p.shape[4] != p.shape[5] or p.shape[6] != 3:
             raise ValueError(
                 f"VisualNavDataset.panoramas must be uint8 [{n}, {m}, {m}, 4, S, S, 3], "
@@ -159,6 +174,53 @@ def generate_visual_nav_splits(
     }
 
 
+def save_visual_nav_shards(
+    directory: str | os.PathLike, splits: dict[str, VisualNavDataset], shard_size: int = 100, progress: bool = True
+) -> None:
+    """Write visual-navigation datasets (``{"train": ..., ...}``) as a shard directory (new or empty)."""
+    jobs = task_jobs(splits, shard_size, lambda d: {"panoramas": d.panoramas})
+    write_shards(directory, FORMAT, task_meta(splits), jobs, progress=progress, desc="visual-nav shards")
+
+
+def _render_shard(tasks: dict[str, np.ndarray], view_size: int) -> dict[str, np.ndarray]:
+    """One shard of :func:`generate_visual_nav_shards`: the task arrays and their panoramas (in a worker)."""
+    return {**tasks, "panoramas": _render_chunk(tasks["free"], tasks["goals"], view_size)}
+
+
+def generate_visual_nav_shards(
+    directory: str | os.PathLike,
+    size: int = 15,
+    n_train: int = 10_000,
+    n_valid: int = 2_000,
+    n_test: int = 2_000,
+    *,
+    view_size: int = 32,
+    seed: int = 0,
+    workers: int = 1,
+    shard_size: int = 100,
+    progress: bool = True,
+) -> None:
+    """The splits of :func:`generate_visual_nav_splits` (the same data for the same arguments),
+    written into a shard directory (new or empty) instead of memory: the mazes are generated here,
+    their panoramas rendered and written shard by shard (``shard_size`` mazes, 2.8 MB each at 15x15
+    and 32x32 views) by ``workers`` spawned processes, so memory holds a few shards at most."""
+    check_int(view_size, "view_size", 8)
+    check_int(shard_size, "shard_size", 1)
+    tasks = generate_splits(size, n_train, n_valid, n_test, seed=seed, progress=progress)
+    jobs = {
+        name: [partial(_render_shard, job(), view_size) for job in js]
+        for name, js in task_jobs(tasks, shard_size).items()
+    }
+    write_shards(directory, FORMAT, task_meta(tasks), jobs, workers=workers, progress=progress, desc="panorama shards")
+
+
+def load_visual_nav_shards(directory: str | os.PathLike, split: str = "train") -> VisualNavDataset:
+    """``split`` of a visual-navigation shard directory: the maze tasks in memory, the panoramas a
+    :class:`~idplan.envs.shards.ShardedArray` on disk (a batch is read when the training view asks)."""
+    meta, arrays = open_split(directory, split, FORMAT)
+    return VisualNavDataset(tasks_from_shards(meta, arrays), arrays["panoramas"])
+
+
 class VisualNavTorchDataset(MazeTorchDataset):
     """A :class:`VisualNavDataset` as training samples: the maze items (``"input"``: the true map and
     the goal, ``"action"``, ``"optimal"``, ``"distance"``, ``"mask"``) plus ``"observation"`` (the
@@ -166,7 +228,7 @@ class VisualNavTorchDataset(MazeTorchDataset):
 
     def __init__(self, data: VisualNavDataset):
         super().__init__(data.tasks)
-        self.observations = torch.from_numpy(data.panoramas)  # shares memory: no copy of the images
+        self.observations = tensor_rows(data.panoramas)  # in memory: shared, no copy; sharded: read on access
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         item = super().__getitem__(i)
