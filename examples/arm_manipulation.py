@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from idplan.agents import make_planner
+from idplan.agents.cli import device
 from idplan.agents.mappers import MappedPlanner
 from idplan.agents.mappers.workspace import WorkspaceMapper
 from idplan.agents.training import (
@@ -76,9 +77,10 @@ def cspace_runs(args, data) -> list[dict]:
                     lr=args.lr,
                     seed=seed,
                     jacobian_weight=args.jacobian_weight if mode == "implicit" else 0.0,
+                    device=args.device,
                 )
                 epoch, diverged = train_best(planner, data, config)
-                test = evaluate_planner(planner, data["test"].tasks)
+                test = evaluate_planner(planner, data["test"].tasks, device=args.device)
                 row = {
                     "planner": ("ID-" if mode == "implicit" else "") + name,
                     "mode": mode,
@@ -93,7 +95,7 @@ def cspace_runs(args, data) -> list[dict]:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 if mode == "implicit" and args.gif and test["success"] >= max(r["test_success"] for r in rows):
-                    rows[-1]["rollout"] = render_rollout(planner, data["test"], args.gif, "cpu", seed)
+                    rows[-1]["rollout"] = render_rollout(planner, data["test"], args.gif, args.device, seed)
     return rows
 
 
@@ -108,22 +110,22 @@ def workspace_runs(args, data) -> list[dict]:
                 mapper,
                 data["train"],
                 data["valid"],
-                TrainConfig(epochs=args.mapper_epochs, lr=1e-3, seed=seed),
+                TrainConfig(epochs=args.mapper_epochs, lr=1e-3, seed=seed, device=args.device),
                 progress=False,
             )
             planner = make_planner(name, **planner_options(name, "implicit", args))
-            train_best(planner, data, TrainConfig(epochs=args.epochs, lr=args.lr, seed=seed))
+            train_best(planner, data, TrainConfig(epochs=args.epochs, lr=args.lr, seed=seed, device=args.device))
             model = MappedPlanner(mapper, planner)
-            pretrained = evaluate_mapped(model, data["test"])
+            pretrained = evaluate_mapped(model, data["test"], device=args.device)
             train_end_to_end(
                 model,
                 data["train"],
                 data["valid"],
-                TrainConfig(epochs=args.joint_epochs, lr=args.lr / 2, seed=seed),
+                TrainConfig(epochs=args.joint_epochs, lr=args.lr / 2, seed=seed, device=args.device),
                 args.map_weight,
                 progress=False,
             )
-            test = evaluate_mapped(model, data["test"])
+            test = evaluate_mapped(model, data["test"], device=args.device)
             row = {
                 "planner": f"ID-{name} + mapper",
                 "K": args.iterations,
@@ -158,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--joint-epochs", type=int, default=5)
     parser.add_argument("--map-weight", type=float, default=1.0, help="auxiliary BCE weight in end-to-end training")
     parser.add_argument("--gif", type=Path, default=Path("examples/results/arm_rollout.gif"), help="'' for none")
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
     args.gif = args.gif if str(args.gif) not in ("", ".") else None
     start = time.perf_counter()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from idplan.agents.cli import device
 from idplan.envs.atomic import atomic_path
 from idplan.solvers import ImplicitAdjoint, dare
 
@@ -37,10 +38,10 @@ METHODS = {
 DT = torch.float64
 
 
-def system(c: float, m: float = 1.0, k: float = 1.0):
-    A = torch.tensor([[0.0, 1.0], [-k / m, -c / m]], dtype=DT)
-    B = torch.tensor([[0.0], [1.0 / m]], dtype=DT)
-    return A, B, torch.eye(2, dtype=DT), 2.0 * torch.eye(1, dtype=DT)
+def system(c: float, device: str, m: float = 1.0, k: float = 1.0):
+    A = torch.tensor([[0.0, 1.0], [-k / m, -c / m]], dtype=DT, device=device)
+    B = torch.tensor([[0.0], [1.0 / m]], dtype=DT, device=device)
+    return A, B, torch.eye(2, dtype=DT, device=device), 2.0 * torch.eye(1, dtype=DT, device=device)
 
 
 def controls(A_model, B, Q, R, x0, horizon, settings):
@@ -54,11 +55,11 @@ def controls(A_model, B, Q, R, x0, horizon, settings):
     return torch.stack(us)
 
 
-def expert_data(c, length=50):
-    A, B, Q, R = system(c)
+def expert_data(c, device, length=50):
+    A, B, Q, R = system(c, device)
     with torch.no_grad():
         K = dare(A[None], B[None], Q[None], R[None]).K[0]
-    x = torch.tensor([3.0, 3.0], dtype=DT)
+    x = torch.tensor([3.0, 3.0], dtype=DT, device=device)
     xs, us = [], []
     for _ in range(length):
         u = -K @ x
@@ -68,15 +69,15 @@ def expert_data(c, length=50):
     return torch.stack(xs), torch.stack(us)
 
 
-def learn(c, method, init, iterations, lr, horizon=6):
-    A, B, Q, R = system(c)
-    xs, us = expert_data(c)
-    g = torch.Generator().manual_seed(init)
-    A_hat = (A + torch.rand(2, 2, generator=g, dtype=DT) - 0.5).requires_grad_()
+def learn(c, method, init, iterations, lr, device, horizon=6):
+    A, B, Q, R = system(c, device)
+    xs, us = expert_data(c, device)
+    g = torch.Generator(device=device).manual_seed(init)
+    A_hat = (A + torch.rand(2, 2, generator=g, dtype=DT, device=device) - 0.5).requires_grad_()
     optimiser = torch.optim.Adam([A_hat], lr=lr)
     imitation, model = [], []
     for _ in range(iterations):
-        start = int(torch.randint(0, len(xs) - horizon, (1,), generator=g))
+        start = int(torch.randint(0, len(xs) - horizon, (1,), generator=g, device=device))
         predicted = controls(A_hat, B, Q, R, xs[start], horizon, METHODS[method])
         loss = (predicted - us[start : start + horizon]).pow(2).sum()
         optimiser.zero_grad()
@@ -95,13 +96,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--plot", type=Path, default=Path("runs/dare_imitation.png"))
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
     curves, rows = {}, []
     print(f"{'c':>5} {'method':<10} {'final imitation loss':>24} {'final model loss':>22} {'s/run':>6}")
     for c in args.dampings:
         for method in args.methods:
             start = time.perf_counter()
-            runs = [learn(c, method, init, args.iterations, args.lr) for init in range(args.inits)]
+            runs = [learn(c, method, init, args.iterations, args.lr, args.device) for init in range(args.inits)]
             tail = max(1, args.iterations // 20)  # the last 5% of iterations, against the sampling noise
             imitation = [statistics.mean(r[0][-tail:]) for r in runs]
             model = [r[1][-1] for r in runs]

@@ -36,6 +36,7 @@ import warnings
 import torch
 from torch import nn
 
+from idplan.agents.cli import device
 from idplan.agents.control import ILQRController
 from idplan.envs import CONTROL_TASKS
 from idplan.solvers import NonConvergenceWarning
@@ -50,17 +51,19 @@ FIELDS = {
 
 
 def initial_states(task: str, count: int, generator: torch.Generator) -> torch.Tensor:
-    """Observations ``[count, n]`` with the pole anywhere and small velocities."""
-    theta = torch.rand(count, generator=generator, dtype=torch.float64) * 2 * math.pi - math.pi
-    speed = torch.rand(count, generator=generator, dtype=torch.float64) * 2 - 1
+    """Observations ``[count, n]`` with the pole anywhere and small velocities (on the generator's device)."""
+    like = {"generator": generator, "dtype": torch.float64, "device": generator.device}
+    theta = torch.rand(count, **like) * 2 * math.pi - math.pi
+    speed = torch.rand(count, **like) * 2 - 1
     if task == "pendulum":
         return torch.stack([theta.cos(), theta.sin(), speed], -1)
-    position = torch.rand(count, generator=generator, dtype=torch.float64) - 0.5
+    position = torch.rand(count, **like) - 0.5
     return torch.stack([position, torch.zeros_like(speed), theta.cos(), theta.sin(), speed], -1)
 
 
 def perturbed(params, fields, generator):
-    scale = {f: math.exp(float(torch.rand((), generator=generator, dtype=torch.float64)) - 0.5) for f in fields}
+    draw = {"generator": generator, "dtype": torch.float64, "device": generator.device}
+    scale = {f: math.exp(float(torch.rand((), **draw)) - 0.5) for f in fields}
     return dataclasses.replace(params, **{f: float(getattr(params, f)) * scale[f] for f in fields})
 
 
@@ -71,6 +74,7 @@ def parameter_error(learned: dict[str, float], truth, fields) -> float:
 def train_controller(task, data, start_params, fields, gradient, steps, lr, horizon):
     adjoint = "riccati" if gradient == "implicit" else gradient  # the exact implicit gradient: one Riccati pass
     controller = ILQRController.for_task(task, start_params, learn=fields, horizon=horizon, adjoint=adjoint)
+    controller.to(data["x_train"].device)
     optimiser = torch.optim.RMSprop(controller.parameters(), lr=lr, alpha=0.5)
     best = (float("inf"), copy.deepcopy(controller.state_dict()))
     for step in range(steps):
@@ -91,6 +95,7 @@ def train_sysid(task, data, start_params, fields, steps, lr, horizon):
     """Fit the dynamics parameters to the expert's transitions ``x_{t+1} = f(x_t, u_t)`` (cost known)."""
     module = CONTROL_TASKS[task].module
     controller = ILQRController.for_task(task, start_params, learn=fields, horizon=horizon)
+    controller.to(data["x_train"].device)
     optimiser = torch.optim.RMSprop(controller.parameters(), lr=lr, alpha=0.5)
     X, U = data["x_expert"], data["u_train"]
     for _ in range(steps):
@@ -118,7 +123,7 @@ class LSTMPolicy(nn.Module):
 
 def train_lstm(data, steps, horizon, seed):
     torch.manual_seed(seed)
-    policy = LSTMPolicy(data["x_train"].shape[1], horizon)
+    policy = LSTMPolicy(data["x_train"].shape[1], horizon).to(data["x_train"].device)
     optimiser = torch.optim.Adam(policy.parameters(), lr=1e-3)
     best = (float("inf"), copy.deepcopy(policy.state_dict()))
     for step in range(steps):
@@ -135,8 +140,8 @@ def train_lstm(data, steps, horizon, seed):
     return policy
 
 
-def make_data(task, size, horizon, seed):
-    generator = torch.Generator().manual_seed(seed)
+def make_data(task, size, horizon, seed, device):
+    generator = torch.Generator(device=device).manual_seed(seed)
     expert = ILQRController.for_task(task, horizon=horizon)
     data = {}
     for split, count in (("train", size), ("valid", 50), ("test", 100)):
@@ -151,9 +156,9 @@ def make_data(task, size, horizon, seed):
 
 def run(task, mode, method, size, seed, args):
     truth = CONTROL_TASKS[task].params()
-    data = make_data(task, size, args.horizon, seed)
+    data = make_data(task, size, args.horizon, seed, args.device)
     fields = FIELDS[task][mode]
-    start = perturbed(truth, fields, torch.Generator().manual_seed(1000 + seed))
+    start = perturbed(truth, fields, torch.Generator(device=args.device).manual_seed(1000 + seed))
     if method == "lstm":
         policy = train_lstm(data, args.lstm_steps, args.horizon, seed)
         with torch.no_grad():
@@ -177,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lstm-steps", type=int, default=2000)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--horizon", type=int, default=10)
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", NonConvergenceWarning)  # a learner's early, wrong models may not converge
     combos = [("dx", m) for m in ("implicit", "last_layer", "sysid", "lstm")] + [

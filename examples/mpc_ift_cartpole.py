@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from idplan.agents.cli import device
 from idplan.agents.control import MLPDynamics, ShootingMPC, TargetCost, shift_plan
 from idplan.envs import cartpole
 from idplan.envs.atomic import atomic_path
@@ -78,8 +79,10 @@ class TrueDynamics(nn.Module):
 
 
 def initial_states(count: int, variance: float, generator: torch.Generator, hanging: bool = True) -> torch.Tensor:
-    """Observations ``[count, 5]`` of states ``N(0, variance I)`` around hanging (swing-up) or upright."""
-    state = torch.randn(count, 4, generator=generator, dtype=torch.float64) * math.sqrt(variance)
+    """Observations ``[count, 5]`` of states ``N(0, variance I)`` around hanging (swing-up) or upright,
+    on the generator's device."""
+    state = torch.randn(count, 4, generator=generator, dtype=torch.float64, device=generator.device)
+    state = state * math.sqrt(variance)
     if hanging:
         state[:, 2] += math.pi
     return cartpole.observe(state)
@@ -88,7 +91,7 @@ def initial_states(count: int, variance: float, generator: torch.Generator, hang
 def perturbed(observations: torch.Tensor, variance: float, generator: torch.Generator) -> torch.Tensor:
     """The states of ``observations [N, 5]`` plus ``N(0, variance I)`` noise, observed again."""
     state = cartpole.state_from_observation(observations)
-    noise = torch.randn(state.shape, generator=generator, dtype=state.dtype) * math.sqrt(variance)
+    noise = torch.randn(state.shape, generator=generator, dtype=state.dtype, device=state.device) * math.sqrt(variance)
     return cartpole.observe(state + noise)
 
 
@@ -104,7 +107,7 @@ def swing_up_cost(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 def rollout(policy, x0: torch.Tensor, stage_cost, steps: int = 40) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """States ``[steps + 1, B, 5]``, controls ``[steps, B, 1]`` and summed ``stage_cost(x, u)`` ``[B]``."""
-    xs, us, total = [x0], [], torch.zeros(x0.shape[0], dtype=torch.float64)
+    xs, us, total = [x0], [], torch.zeros(x0.shape[0], dtype=torch.float64, device=x0.device)
     for _ in range(steps):
         u = policy(xs[-1]).clamp(-BOUND, BOUND)
         total = total + stage_cost(xs[-1], u)
@@ -130,11 +133,11 @@ def mpc_policy(mpc: ShootingMPC):
 def train_dynamics(states: torch.Tensor, steps: int, generator: torch.Generator) -> MLPDynamics:
     """Algorithm 2's train_f: regress the true next state on random transitions, from ``states`` [N, 5]
     with controls uniform in the bound."""
-    model = MLPDynamics(5, 1).double()
+    model = MLPDynamics(5, 1).double().to(states.device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(steps):
-        x = states[torch.randint(0, len(states), (256,), generator=generator)]
-        u = (torch.rand(256, 1, generator=generator, dtype=torch.float64) * 2 - 1) * BOUND
+        x = states[torch.randint(0, len(states), (256,), generator=generator, device=states.device)]
+        u = (torch.rand(256, 1, generator=generator, dtype=torch.float64, device=states.device) * 2 - 1) * BOUND
         loss = (model(x, u) - cartpole.observation_dynamics(x, u, PARAMS)).pow(2).mean()
         optimiser.zero_grad()
         loss.backward()
@@ -156,7 +159,7 @@ def train_cost(
     tolerance (those gradients would not be exact)."""
     # the target starts at the mean observed expert state (from observations only); from a random
     # start the one-step matching loss led it to a hanging target (cos theta -1.1) in our runs
-    cost = TargetCost(COST_MASK, xs[-1].mean(0), learn_weights=learn_weights)
+    cost = TargetCost(COST_MASK.to(xs.device), xs[-1].mean(0), learn_weights=learn_weights)
     mpc = ShootingMPC(
         model,
         cost,
@@ -173,11 +176,11 @@ def train_cost(
     pairs_from, pairs_to = xs[:-1].reshape(-1, 5), xs[1:].reshape(-1, 5)
     # each pair's last solution warm-starts its next solve: the cost moves little between steps, so
     # the solves stay near their optimum (the IFT needs stationary solutions)
-    plans = torch.zeros(HORIZON, len(pairs_from), 1, dtype=torch.float64)  # time first, as the plans
+    plans = torch.zeros(HORIZON, len(pairs_from), 1, dtype=torch.float64, device=xs.device)  # time first, as the plans
     history, stationary, adjoint_misses = [], [], 0
     for step in range(steps):
         mpc.horizon = min(HORIZON, 1 + step * HORIZON // max(steps // 2, 1))  # grows to 10 over the first half
-        index = torch.randint(0, len(pairs_from), (32,), generator=generator)
+        index = torch.randint(0, len(pairs_from), (32,), generator=generator, device=xs.device)
         plan = mpc(pairs_from[index], plans[: mpc.horizon, index])
         plans[: mpc.horizon, index] = plan.detach()
         u = plan[0]
@@ -201,12 +204,13 @@ def train_bc(
     """Behavioural cloning: an MLP policy. With ``model`` (the paper's BC, from observations only) its
     control is stepped through the learned dynamics and the next state matched to the expert's;
     without, it regresses the expert's controls ``us`` (privileged: the paper's learners never see them)."""
-    policy = nn.Sequential(nn.Linear(5, 128), nn.Tanh(), nn.Linear(128, 128), nn.Tanh(), nn.Linear(128, 1)).double()
+    policy = nn.Sequential(nn.Linear(5, 128), nn.Tanh(), nn.Linear(128, 128), nn.Tanh(), nn.Linear(128, 1))
+    policy = policy.double().to(xs.device)
     optimiser = torch.optim.Adam(policy.parameters(), lr=1e-3)
     X, X_next = xs[:-1].reshape(-1, 5), xs[1:].reshape(-1, 5)
     U = None if us is None else us.reshape(-1, 1)
     for _ in range(steps):
-        index = torch.randint(0, len(X), (256,), generator=generator)
+        index = torch.randint(0, len(X), (256,), generator=generator, device=xs.device)
         u = BOUND * torch.tanh(policy(X[index]))
         if model is not None:
             loss = (model(X[index], u) - X_next[index]).pow(2).sum(-1).mean()
@@ -225,17 +229,21 @@ VARIANCES = ("0.04", "0.16")
 def run(args: argparse.Namespace, seed: int) -> tuple[dict, dict]:
     """One run (data, learning, evaluation) with ``seed``: ``{policy: {variance: {"mean", "standard_error"}}}``
     of the summed task cost over ``args.episodes`` test episodes, and the states ``[41, B, 5]`` of the
-    expert data and of each policy's test episodes at the high variance (for :func:`plot_phase`)."""
+    expert data and of each policy's test episodes at the high variance (for :func:`plot_phase`; on the CPU)."""
     torch.set_num_threads(args.threads)
     say = functools.partial(print, *([f"[run {seed}]"] if args.runs > 1 else []), flush=True)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=args.device).manual_seed(seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
     hanging = args.start == "hanging"
     # the task: the saturating tip cost for the swing-up (the paper's setting), the env's quadratic
     # cost for balancing; the expert plans on it, and every policy is scored by it
     stage_cost = swing_up_cost if hanging else balancing_cost
-    planning_cost = functools.partial(cartpole.tip_cost, params=PARAMS) if hanging else TargetCost(WEIGHTS, GOAL)
+    planning_cost = (
+        functools.partial(cartpole.tip_cost, params=PARAMS)
+        if hanging
+        else TargetCost(WEIGHTS.to(args.device), GOAL.to(args.device))
+    )
     expert = ShootingMPC(
         TrueDynamics(),
         planning_cost,
@@ -284,15 +292,16 @@ def run(args: argparse.Namespace, seed: int) -> tuple[dict, dict]:
         generator=generator,
     )
     policies = dict(zip(POLICIES, (expert, mpc, bc, bc_controls, true_cost)))
-    results, trajectories = {}, {"expert data": xs}
+    results, trajectories = {}, {"expert data": xs.cpu()}
     for name, policy in policies.items():
         row = {}
         for variance in VARIANCES:
-            test = initial_states(args.episodes, float(variance), torch.Generator().manual_seed(1000 + seed), hanging)
+            test_generator = torch.Generator(device=args.device).manual_seed(1000 + seed)
+            test = initial_states(args.episodes, float(variance), test_generator, hanging)
             act = mpc_policy(policy) if isinstance(policy, ShootingMPC) else policy  # fresh warm starts
             states, _, costs = rollout(act, test, stage_cost, args.episode_steps)
             if variance == VARIANCES[-1]:
-                trajectories[name] = states
+                trajectories[name] = states.cpu()
             row[variance] = {"mean": float(costs.mean()), "standard_error": float(costs.std() / len(costs) ** 0.5)}
         results[name] = row
     say(f"done ({time.perf_counter() - start:.0f} s)")
@@ -383,6 +392,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=1, help="independent runs (the paper averages 10)")
     parser.add_argument("--workers", type=int, default=1, help="processes running the runs (spawned)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     parser.add_argument(
         "--plot",
         type=Path,

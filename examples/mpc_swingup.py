@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import idplan.envs  # noqa: F401  (registers the environments)
+from idplan.agents.cli import device
 from idplan.agents.control import SWING_UP_HORIZON, ILQRController
 from idplan.agents.runtime import MPCAgent
 from idplan.envs.atomic import atomic_path
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=200, help="steps per episode (at most the env's 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/mpc"))
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
     import imageio.v3 as iio
 
@@ -66,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         env_id, angle_index = ENVS[name]
         horizon = SWING_UP_HORIZON[name]
         env = gym.make(env_id, start="down", render_mode="rgb_array")
-        agent = MPCAgent(ILQRController.for_task(name, horizon=args.horizon or horizon, max_iter=args.max_iter))
+        controller = ILQRController.for_task(name, horizon=args.horizon or horizon, max_iter=args.max_iter)
+        agent = MPCAgent(controller, device=args.device)
         returns, successes, start = [], [], time.perf_counter()
         for episode in range(args.episodes):
             total, success, frames = run_episode(env, agent, args.seed + episode, episode == 0, angle_index, args.steps)

@@ -32,6 +32,7 @@ import time
 import torch
 from torch import nn
 
+from idplan.agents.cli import device
 from idplan.solvers import ImplicitAdjoint, backward_euler
 
 try:
@@ -49,15 +50,16 @@ TASKS = {  # points, t_end, splits (train, valid, test), hidden units
 def vector_field(task: str, x: torch.Tensor) -> torch.Tensor:
     if task == "vanderpol":
         return torch.stack([x[..., 1], (1 - x[..., 0] ** 2) * x[..., 1] - x[..., 0]], -1)
-    A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=x.dtype)
+    A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=x.dtype, device=x.device)
     return x**3 @ A
 
 
-def make_series(task: str) -> tuple[torch.Tensor, float]:
-    """Observations ``[points, 2]`` of the true system (RK4 with 20 substeps per interval) and their spacing."""
+def make_series(task: str, device: str) -> tuple[torch.Tensor, float]:
+    """Observations ``[points, 2]`` of the true system (RK4 with 20 substeps per interval) on ``device``,
+    and their spacing."""
     points, t_end, _, _ = TASKS[task]
     dt = t_end / points if task == "vanderpol" else t_end / (points - 1)
-    x = torch.tensor([2.0, 0.0], dtype=torch.float64)
+    x = torch.tensor([2.0, 0.0], dtype=torch.float64, device=device)
     out, sub = [x], dt / 20
     for _ in range(points - 1):
         for _ in range(20):
@@ -84,7 +86,7 @@ def integrate(method: str, field: Field, x0: torch.Tensor, dt: float, steps: int
     if method.startswith("euler"):
         adjoint = ImplicitAdjoint("cg_normal" if method == "euler-ift-cg" else "dense", rtol=1e-8)
         return backward_euler(lambda x, a: field(None, x), x0[None], dt, steps, adjoint=adjoint, rtol=1e-6).x[:, 0]
-    times = torch.arange(steps + 1, dtype=torch.float64) * dt
+    times = torch.arange(steps + 1, dtype=torch.float64, device=x0.device) * dt
     solve = odeint_adjoint if method == "dopri5-adjoint" else odeint
     return solve(field, x0, times, rtol=1e-6, atol=1e-8, method="dopri5")
 
@@ -92,7 +94,7 @@ def integrate(method: str, field: Field, x0: torch.Tensor, dt: float, steps: int
 def train(task: str, method: str, series: torch.Tensor, dt: float, epochs: int, seed: int) -> dict:
     n_train, n_valid, _ = TASKS[task][2]
     torch.manual_seed(seed)
-    field = Field(TASKS[task][3])
+    field = Field(TASKS[task][3]).to(series.device)
     optimiser = torch.optim.Adam(field.parameters(), lr=1e-3)
     best = (float("inf"), copy.deepcopy(field.state_dict()))
     start = time.perf_counter()
@@ -114,17 +116,25 @@ def train(task: str, method: str, series: torch.Tensor, dt: float, epochs: int, 
     return {"test_mse": test, "valid_mse": best[0], "seconds": time.perf_counter() - start}
 
 
+def synchronize(where: torch.device) -> None:
+    """Wait for the work queued on a CUDA device, so that wall-clock times measure it (CPU: no wait)."""
+    if where.type == "cuda":
+        torch.cuda.synchronize(where)
+
+
 def step_times(method: str, series: torch.Tensor, dt: float, inits: int) -> tuple[float, float]:
     """Mean forward and backward seconds of one training step (Van der Pol span, hidden 30)."""
     forward, backward = [], []
     for seed in range(inits):
         torch.manual_seed(seed)
-        field = Field(30)
+        field = Field(30).to(series.device)
         start = time.perf_counter()
         loss = (integrate(method, field, series[0], dt, 106) - series[:107]).pow(2).mean()
+        synchronize(series.device)
         forward.append(time.perf_counter() - start)
         start = time.perf_counter()
         loss.backward()
+        synchronize(series.device)
         backward.append(time.perf_counter() - start)
     return statistics.mean(forward), statistics.mean(backward)
 
@@ -136,9 +146,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--timing-inits", type=int, default=10)
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
     summary = {"timing": {}, "results": []}
-    vdp, vdp_dt = make_series("vanderpol")
+    vdp, vdp_dt = make_series("vanderpol", args.device)
     print(f"one training step, Van der Pol span (107 points), hidden 30, mean of {args.timing_inits} inits:")
     for method in args.methods:
         fwd, bwd = step_times(method, vdp, vdp_dt, args.timing_inits)
@@ -146,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {method:<16} forward {1e3 * fwd:8.1f} ms   backward {1e3 * bwd:8.1f} ms", flush=True)
     print(f"\n{'task':<10} {'method':<16} {'test MSE':>22} {'s/run':>7}")
     for task in args.tasks:
-        series, dt = make_series(task)
+        series, dt = make_series(task, args.device)
         for method in args.methods:
             runs = [train(task, method, series, dt, args.epochs, seed) for seed in range(args.runs)]
             mses = [r["test_mse"] for r in runs]

@@ -13,6 +13,9 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
+from idplan.agents.cli import device
 from idplan.agents.training.checkpoints import load_checkpoint
 from idplan.agents.training.evaluation import evaluate_planner
 from idplan.envs import generate_splits
@@ -27,8 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=20_000, help="seeds the test mazes (apart from training seeds)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--plot", type=Path, default=None, help="default: plan_large.png beside the checkpoint")
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
-    planner, extra = load_checkpoint(args.checkpoint)
+    planner, extra = load_checkpoint(args.checkpoint, args.device)
     trained_on = extra.get("size")
     rows = []
     print(f"{args.checkpoint}: {type(planner).__name__} trained on {trained_on}x{trained_on} mazes")
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     for size in args.sizes:
         data = generate_splits(size, 1, 1, args.n, seed=args.seed + size, progress=False)["test"]
         start = time.perf_counter()
-        metrics = evaluate_planner(planner, data, batch_size=args.batch_size)
+        metrics = evaluate_planner(planner, data, batch_size=args.batch_size, device=args.device)
         row = {"size": size, "maps": args.n, "seconds": round(time.perf_counter() - start, 1), **metrics}
         rows.append(row)
         print(

@@ -20,6 +20,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
 import idplan.envs  # noqa: F401  (registers the environments)
+from idplan.agents.cli import device
 from idplan.agents.runtime.sb3_policies import ImplicitActorCriticPolicy, planner_policy_kwargs
 
 
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
         help="keep the VIN's value kernels at L1 norm below this (< 1: its step stays a contraction; 0: no bound)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     results = {}
@@ -62,7 +66,16 @@ def main(argv: list[str] | None = None) -> None:
     }
     for name, (policy, kwargs) in policies.items():
         env = make_vec_env("idplan/GridMaze-v0", n_envs=args.envs, seed=args.seed, env_kwargs={"size": args.size})
-        model = PPO(policy, env, policy_kwargs=kwargs, n_steps=128, batch_size=256, seed=args.seed, verbose=0)
+        model = PPO(
+            policy,
+            env,
+            policy_kwargs=kwargs,
+            n_steps=128,
+            batch_size=256,
+            seed=args.seed,
+            verbose=0,
+            device=args.device,
+        )
         start = time.perf_counter()
         model.learn(args.steps, progress_bar=False)
         results[name] = {

@@ -25,6 +25,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
 import idplan.envs  # noqa: F401  (registers the environments)
+from idplan.agents.cli import device
 from idplan.agents.runtime.sb3_policies import ImplicitActorCriticPolicy, controller_policy_kwargs
 from idplan.envs import PendulumParams
 
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--envs", type=int, default=16, help="training environments, planned for in one batch")
     parser.add_argument("--n-steps", type=int, default=64, help="PPO rollout steps per environment and update")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     kwargs = controller_policy_kwargs(
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         gae_lambda=0.95,
         learning_rate=3e-3,
         seed=args.seed,
+        device=args.device,
     )
     controller = model.policy.features_extractor.controller
     before = average_return(model, args.episodes, seed=1000, steps=args.episode_steps)

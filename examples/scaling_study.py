@@ -3,7 +3,8 @@ test success, training time, peak memory and forward convergence, a plot, and a 
 
 For each size it generates one dataset (train/valid/test, written once in the community format to
 ``OUT/data_M.npz``) and trains every configuration on it with ``idplan train`` in a child process
-of its own, so that each row's peak resident memory is that run's alone (``os.wait4``):
+of its own, so that each row's peak resident memory is that run's alone (``os.wait4``; host memory:
+with ``--device cuda`` the GPU's is not in it):
 
 - implicit planners (forward and adjoint to tolerance, caps that grow with the map);
 - explicit planners at the paper's K = 30, 50, 80 and at the K the maze diameter needs
@@ -28,6 +29,9 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from idplan.agents.cli import device
 from idplan.envs import generate_splits, write_community
 from idplan.envs.atomic import atomic_path, atomic_write_text
 
@@ -50,7 +54,7 @@ def run(config: dict, data: Path, out: Path, args) -> dict:
     run_dir = out / f"{config['planner']}_{config['mode']}_{config['size']}_k{config['k'] or 'auto'}"
     command = [sys.executable, "-m", "idplan.agents.cli", "train", "--dataset", str(data), "--quiet"]
     command += ["--planner", config["planner"], "--mode", config["mode"], "--epochs", str(args.epochs)]
-    command += ["--lr", str(args.lr), "--seed", str(args.seed), "--out", str(run_dir)]
+    command += ["--lr", str(args.lr), "--seed", str(args.seed), "--device", args.device, "--out", str(run_dir)]
     command += ["--overwrite"]  # a config not in the rows yet: its directory holds at most an unfinished attempt
     if config["k"]:
         command += ["--iterations", str(config["k"])]
@@ -100,6 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-limit-gb", type=float, default=20.0, help="skip explicit runs estimated above this")
     parser.add_argument("--out", type=Path, default=Path("runs/scaling"))
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows_path = args.out / "rows.jsonl"

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from idplan.agents.cli import device
 from idplan.envs import grid_bellman_operator
 from idplan.envs.atomic import atomic_path, atomic_write_text
 from idplan.solvers import Anderson, ImplicitAdjoint, fixed_point
@@ -44,6 +45,8 @@ class Args:
     """Adam learning rate"""
     seed: int = 0
     """seed of the maps and the initial costs"""
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    """torch device of the maps, the costs and the solves"""
 
 
 TRUE_COSTS = torch.tensor([1.0, 3.0, 0.5])  # per terrain type
@@ -51,12 +54,12 @@ TRUE_COSTS = torch.tensor([1.0, 3.0, 0.5])  # per terrain type
 
 def sample_maps(args: Args, generator: torch.Generator):
     """Random maps: 20% obstacles, a goal, and a terrain type (one-hot, 3 types) per cell."""
-    free = torch.rand(args.batch, 1, args.size, args.size, generator=generator) > 0.2
+    free = torch.rand(args.batch, 1, args.size, args.size, generator=generator, device=args.device) > 0.2
     goal = torch.zeros_like(free)
     for b in range(args.batch):
         cells = free[b, 0].flatten().nonzero().flatten()
-        goal[b, 0].view(-1)[cells[torch.randint(len(cells), (1,), generator=generator)]] = True
-    terrain = torch.randint(3, (args.batch, args.size, args.size), generator=generator)
+        goal[b, 0].view(-1)[cells[torch.randint(len(cells), (1,), generator=generator, device=args.device)]] = True
+    terrain = torch.randint(3, (args.batch, args.size, args.size), generator=generator, device=args.device)
     return free, goal, F.one_hot(terrain, 3).permute(0, 3, 1, 2).double()
 
 
@@ -64,25 +67,28 @@ def value_map(free, goal, terrain, costs, gamma, adjoint):
     """The fixed point of the Bellman operator with per-cell cost ``terrain . costs``."""
     bellman = grid_bellman_operator(free, goal, gamma=gamma)
     cost_map = torch.einsum("bkij,k->bij", terrain, costs)[:, None]
-    v0 = torch.zeros(free.shape, dtype=torch.float64)
+    v0 = torch.zeros(free.shape, dtype=torch.float64, device=free.device)
     return fixed_point(bellman, v0, cost_map, solver=Anderson(), adjoint=adjoint, max_iter=1000, rtol=1e-10)
 
 
 def train(args: Args, adjoint, label: str) -> dict:
-    generator = torch.Generator().manual_seed(args.seed)
-    log_costs = torch.zeros(3, dtype=torch.float64, requires_grad=True)  # costs start at 1, 1, 1
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    true_costs = TRUE_COSTS.to(device=args.device, dtype=torch.float64)
+    log_costs = torch.zeros(3, dtype=torch.float64, device=args.device, requires_grad=True)  # costs start at 1, 1, 1
     opt = torch.optim.Adam([log_costs], lr=args.lr)
     losses, step_times, fwd_iters, bwd_iters = [], [], [], []
     for _ in range(args.steps):
         free, goal, terrain = sample_maps(args, generator)
         with torch.no_grad():
-            target = value_map(free, goal, terrain, TRUE_COSTS.double(), args.gamma, "implicit").value
+            target = value_map(free, goal, terrain, true_costs, args.gamma, "implicit").value
         t0 = time.perf_counter()
         sol = value_map(free, goal, terrain, log_costs.exp(), args.gamma, adjoint)
         loss = F.mse_loss(sol.value, target)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if log_costs.is_cuda:  # wait for the queued kernels: the time measures them
+            torch.cuda.synchronize(log_costs.device)
         step_times.append(time.perf_counter() - t0)
         losses.append(loss.item())
         fwd_iters.append(int(sol.stats.iterations.max()))
@@ -101,14 +107,14 @@ def train(args: Args, adjoint, label: str) -> dict:
         ms_per_step=1000 * sum(step_times) / len(step_times),
         max_forward_iterations=max(fwd_iters),
         max_backward_iterations=max(bwd_iters) if bwd_iters else None,
-        cost_error=float((learned - TRUE_COSTS.double()).abs().max()),
+        cost_error=float((learned - true_costs).abs().max()),
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, value in asdict(Args()).items():
-        parser.add_argument(f"--{name}", type=type(value), default=value)
+        parser.add_argument(f"--{name}", type=device if name == "device" else type(value), default=value)
     args = Args(**vars(parser.parse_args(argv)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

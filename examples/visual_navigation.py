@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from idplan.agents import make_planner
+from idplan.agents.cli import device
 from idplan.agents.mappers import MappedPlanner
 from idplan.agents.mappers.panorama import PanoramaMapper
 from idplan.agents.runtime.interactive import record_rollout
@@ -70,22 +71,23 @@ def train_best(model: MappedPlanner, data, config: TrainConfig, map_weight: floa
 
 
 @torch.no_grad()
-def showcase_maze(model: MappedPlanner, data: VisualNavDataset, limit: int = 20) -> int:
-    """The first of the first ``limit`` test mazes that the model solves from its farthest start
-    (0 if none): the model sees only panoramas, the rollout runs on the true map."""
+def showcase_maze(model: MappedPlanner, data: VisualNavDataset, device: str, limit: int = 20) -> int:
+    """The first of the first ``limit`` test mazes that the model (on ``device``) solves from its
+    farthest start (0 if none): the model sees only panoramas, the rollout runs on the true map."""
     model.eval()
     view = data.torch_dataset()
     for i in range(min(limit, len(data))):
-        out, _ = model(view.observations[i : i + 1], view.inputs[i : i + 1, 1:])
+        out, _ = model(view.observations[i : i + 1].to(device), view.inputs[i : i + 1, 1:].to(device))
         tasks = data.tasks[i]
         farthest = tasks.distances == tasks.distances.max()
-        steps = greedy_rollouts(tasks.free, tasks.goals, out.logits.argmax(1).numpy(), farthest, tasks.moves)
+        actions = out.logits.argmax(1).cpu().numpy()
+        steps = greedy_rollouts(tasks.free, tasks.goals, actions, farthest, tasks.moves)
         if (steps[farthest] >= 0).all():
             return i
     return 0
 
 
-def render_visual_rollout(model: MappedPlanner, data: VisualNavDataset, path: Path, seed: int = 0) -> dict:
+def render_visual_rollout(model: MappedPlanner, data: VisualNavDataset, path: Path, device: str, seed: int = 0) -> dict:
     """Play the model in ``idplan/MiniWorldNav-v0`` on a test maze (:func:`showcase_maze`) from its
     farthest start cell and write a GIF; the rollout stops at the goal or when the greedy policy
     revisits a cell."""
@@ -93,11 +95,11 @@ def render_visual_rollout(model: MappedPlanner, data: VisualNavDataset, path: Pa
 
     import idplan.envs  # noqa: F401  (registers the environments)
 
-    maze, tasks = showcase_maze(model, data), data.tasks
+    maze, tasks = showcase_maze(model, data, device), data.tasks
     start = np.unravel_index(int(tasks.distances[maze].argmax()), tasks.distances[maze].shape)
     options = {"map": (~tasks.free[maze]).astype(np.int8), "goal": tuple(tasks.goals[maze]), "start": start}
     env = gym.make("idplan/MiniWorldNav-v0", size=data.size, view_size=data.view_size, render_mode="rgb_array")
-    summary = record_rollout(env, MappedPlannerAgent(model), options, path, seed)
+    summary = record_rollout(env, MappedPlannerAgent(model, device=device), options, path, seed)
     env.close()
     return {**summary, "test_maze": maze}
 
@@ -133,6 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default="runs/visual_nav")
     parser.add_argument("--gif", type=Path, default=Path("runs/visual_nav_rollout.gif"))
     parser.add_argument("--gif-planner", default="conv_gppn", help="the implicit planner whose rollout is recorded")
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
 
     data = load_or_generate(args)
@@ -147,11 +152,13 @@ def main(argv: list[str] | None = None) -> None:
             if mode == "implicit" and name in ("vin", "sym_vin") and args.value_bound is not None:
                 options["value_bound"] = args.value_bound
             model = MappedPlanner(PanoramaMapper(data["train"].view_size), make_planner(name, **options))
-            config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+            config = TrainConfig(
+                epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed, device=args.device
+            )
             start = time.perf_counter()
             epoch = train_best(model, data, config, args.map_weight)
             seconds = time.perf_counter() - start
-            test = evaluate_mapped(model, data["test"])
+            test = evaluate_mapped(model, data["test"], device=args.device)
             row = {
                 "planner": ("ID-" if mode == "implicit" else "") + name,
                 "K": iterations,
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             row["checkpoint"] = str(checkpoint)
             if args.gif and mode == "implicit" and name == args.gif_planner:
-                row["rollout"] = render_visual_rollout(model, data["test"], args.gif, args.seed)
+                row["rollout"] = render_visual_rollout(model, data["test"], args.gif, args.device, args.seed)
             rows.append(row)
             print(json.dumps(row), flush=True)
     sizes = {name: len(d) for name, d in data.items()}

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from idplan.agents.cli import device
 from idplan.agents.control import (
     SWING_UP_HORIZON,
     FrameDecoder,
@@ -51,7 +52,8 @@ def imagined_trajectory_figure(model: VisualILQR, data, path: Path, episode: int
     stack = torch.from_numpy(data.frames[episode, t - model.encoder.frames + 1 : t + 1])[None]
     model.eval()
     with torch.no_grad():
-        _, _, predicted = model(stack)
+        _, _, predicted = model(stack.to(next(model.parameters()).device))
+    predicted = predicted.cpu()
     truth = data.frames[episode, t + 1 : t + 1 + horizon]
     fig, axes = plt.subplots(2, horizon + 1, figsize=(1.3 * (horizon + 1), 2.9))
     real = np.zeros(stack.shape[-2:] + (3,))
@@ -95,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-episodes", type=int, default=20, help="swing-up episodes of the pixel MPC agent")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", type=Path, default=Path("examples/results/visual_pendulum_imagined.png"))
+    parser.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         horizon=args.horizon,
         max_iter=30,
     )
-    model = VisualILQR(FrameEncoder(4, args.size), controller, FrameDecoder(args.size))
+    model = VisualILQR(FrameEncoder(4, args.size), controller, FrameDecoder(args.size)).to(args.device)
 
     warm = warm_up(model, train, epochs=args.warmup_epochs, seed=args.seed)
     error_warm = prediction_error(model, test)

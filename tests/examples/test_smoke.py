@@ -5,6 +5,9 @@ Each test checks the script's final JSON line (and its files) for what the scrip
 figures the full-size run reports. Scripts too slow for the default run even at tiny settings are
 marked ``slow``; those needing an optional extra skip without it. Every script, slow or not, is
 imported and asked for ``--help`` in the default run, so a broken import shows at once.
+
+Every script with tensors takes ``--device``; the smoke runs pass ``--device cpu`` (no GPU is assumed),
+and ``--device cuda`` on a machine without CUDA must end at once with a one-line error.
 """
 
 import importlib.util
@@ -23,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SCRIPTS = sorted(path.stem for path in EXAMPLES.glob("*.py"))
 EXTRAS = {"node_backward_euler": "torchdiffeq"}  # script -> the optional package it needs
+NO_DEVICE = {"grid_maze_episode"}  # numpy only (BFS expert, numpy env): no tensors to place
+DEVICE_SCRIPTS = [name for name in SCRIPTS if name not in NO_DEVICE]
 
 
 def load(name: str):
@@ -48,15 +53,16 @@ def _snapshot(folder: Path) -> dict[str, int]:
 
 @pytest.fixture
 def run_example(tmp_path, monkeypatch, capsys):
-    """``run(name, *argv)``: run ``examples/<name>.py``'s ``main(argv)`` from ``tmp_path`` and return its
-    last printed line as JSON. Restores the torch threads and the random states the script sets, and
-    checks that examples/results/ is left alone."""
+    """``run(name, *argv)``: run ``examples/<name>.py``'s ``main(argv)`` from ``tmp_path`` (with
+    ``--device cpu`` where the script takes it) and return its last printed line as JSON. Restores the
+    torch threads and the random states the script sets, and checks that examples/results/ is left alone."""
     monkeypatch.chdir(tmp_path)
     threads, states = torch.get_num_threads(), (torch.get_rng_state(), np.random.get_state(), random.getstate())
     results = _snapshot(EXAMPLES / "results")
 
     def run(name: str, *argv) -> dict:
-        load(name).main([str(a) for a in argv])
+        device = [] if name in NO_DEVICE else ["--device", "cpu"]
+        load(name).main([str(a) for a in argv] + device)
         lines = capsys.readouterr().out.strip().splitlines()
         return json.loads(lines[-1])
 
@@ -96,6 +102,22 @@ def test_every_example_imports_and_prints_its_help(name, capsys):
         load(name).main(["--help"])
     out = capsys.readouterr().out
     assert stop.value.code == 0 and out.startswith("usage:") and load(name).__doc__.splitlines()[0] in out
+    assert ("--device" in out) == (name not in NO_DEVICE)
+
+
+@pytest.mark.parametrize("name", DEVICE_SCRIPTS)
+def test_every_example_refuses_cuda_without_a_gpu(name, tmp_path, monkeypatch, capsys):
+    """``--device cuda`` where torch sees no CUDA device: argparse's exit 2 with one error line naming
+    the device, before any data is made or any file written."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        load(name).main(["--device", "cuda"] + (["checkpoint.pt"] if name == "plan_large" else []))
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and errors[-1].endswith(
+        "error: argument --device: 'cuda': this torch build sees no CUDA device; use --device cpu"
+    )
+    assert [line for line in errors if "error" in line] == errors[-1:] and not any(tmp_path.iterdir())
 
 
 def test_solver_demo(run_example, tmp_path):
