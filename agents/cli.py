@@ -36,6 +36,7 @@ import torch
 from ..envs import SPLITS
 from ..solvers import LINEAR_SOLVERS, SOLVERS
 from .planners import MODES, PLANNERS
+from .training.distributed import DEFAULT_TIMEOUT, DistributedError, launcher_rank
 from .training.loop import TrainingDiverged
 from .training.runs import RUN_FILES, TrainRun, evaluate_checkpoint, train_run
 
@@ -174,6 +175,12 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
         "--overwrite",
         action="store_true",
         help=f"reuse a non-empty --out: first delete the previous run's files there ({', '.join(RUN_FILES)})",
+    )
+    p.add_argument(
+        "--dist-timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT,
+        help="under torchrun: seconds a process waits for the others before the run ends with an error",
     )
 
 
@@ -346,12 +353,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = args.run(args)
-    except (ValueError, FileNotFoundError, TrainingDiverged) as error:
+    except (ValueError, FileNotFoundError, TrainingDiverged, DistributedError) as error:
         print(f"idplan {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:  # Ctrl-C: one line, no traceback, the shell's code for SIGINT
         print(f"idplan {args.command}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
         return 130
+    if launcher_rank() != 0:  # under torchrun, rank 0 alone reports
+        return 0
     for key, value in result.items():
         if not isinstance(value, dict):
             print(f"{key}: {value}")

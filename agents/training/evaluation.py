@@ -7,6 +7,7 @@ import torch
 
 from ...envs import MazeDataset, MazeTorchDataset, greedy_rollouts
 from ..planners.base import Planner
+from . import distributed
 
 
 def rollout_metrics(data: MazeDataset, actions: np.ndarray) -> dict[str, float]:
@@ -55,6 +56,22 @@ def predict_actions(
 def evaluate_planner(
     planner: Planner, data: MazeDataset, batch_size: int = 64, device: str | torch.device = "cpu"
 ) -> dict[str, float]:
-    """:func:`rollout_metrics` of the planner's greedy policy, with its forward solver stats."""
+    """:func:`rollout_metrics` of the planner's greedy policy, with its forward solver stats.
+
+    Under a process group every rank must call it: each scores its shard of the maps
+    (:func:`~.distributed.shard`) and the metrics are reduced over the ranks (means over starts,
+    the solver stats over maps)."""
+    if distributed.active():
+        data = data[distributed.shard(len(data))]
     actions, stats = predict_actions(planner, data, batch_size, device)
-    return {**rollout_metrics(data, actions), **stats}
+    return sharded_rollout_metrics(data, actions, stats)
+
+
+def sharded_rollout_metrics(data: MazeDataset, actions: np.ndarray, extra: dict[str, float]) -> dict[str, float]:
+    """:func:`rollout_metrics` of ``actions`` ``[n, m, m]`` on ``data`` plus ``extra`` (means over
+    this rank's maps), reduced over the ranks of a process group (alone: as they are)."""
+    metrics = {**rollout_metrics(data, actions), **extra}
+    per_start = {k: float(metrics["starts"]) for k in ("optimal", "success", "spl", "accuracy")}
+    reduced = distributed.weighted_means(metrics, {**{k: float(len(data)) for k in extra}, **per_start})
+    reduced["starts"] = int(reduced["starts"])
+    return reduced

@@ -8,7 +8,7 @@ validation rollout metrics (%Optimal, %Success, SPL) and the wall time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ...envs import MazeDataset, MazeTorchDataset
 from ...solvers import jacobian_frobenius_sq
 from ..planners.base import Planner
+from . import distributed
 from .evaluation import evaluate_planner
 from .loop import StepResult, TrainingDiverged, fit
 
@@ -91,16 +92,32 @@ class BestEpoch:
         return self.last_epoch
 
 
-def shuffled_batches(view: torch.utils.data.Dataset, config: TrainConfig) -> torch.utils.data.DataLoader:
-    """Batches of ``config.batch_size`` from a dataset's torch view, shuffled each epoch by a
-    generator seeded with ``config.seed`` (the data order every trainer reproduces)."""
+def shuffled_batches(view: torch.utils.data.Dataset, config: TrainConfig) -> Callable[[int], Iterable]:
+    """``epoch -> batches`` of ``config.batch_size`` from a dataset's torch view, shuffled each epoch
+    by a generator seeded with ``config.seed`` (the data order every trainer reproduces). Under a
+    process group, ``config.batch_size`` is the global batch and each rank gets its share
+    (:func:`~.distributed.sharded_batches`)."""
+    if distributed.active():
+        return distributed.sharded_batches(view, config.batch_size, config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    return torch.utils.data.DataLoader(view, batch_size=config.batch_size, shuffle=True, generator=generator)
+    loader = torch.utils.data.DataLoader(view, batch_size=config.batch_size, shuffle=True, generator=generator)
+    return lambda epoch: loader
 
 
 def imitation_loss(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over labelled cells (``actions`` is -100 elsewhere)."""
+    """Mean cross-entropy over labelled cells (``actions`` is -100 elsewhere); ``logits`` ``[B, A, m, m]``,
+    ``actions`` ``[B, m, m]``."""
     return F.cross_entropy(logits, actions, ignore_index=-100)
+
+
+def batch_imitation_loss(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """:func:`imitation_loss` of a training step: under a process group, this rank's share of the
+    mean over every rank's labelled cells (:func:`~.distributed.global_mean`), so that DDP's
+    averaged gradient is that of the global batch; alone, the mean itself."""
+    if not distributed.active():
+        return imitation_loss(logits, actions)
+    total = F.cross_entropy(logits, actions, ignore_index=-100, reduction="sum")
+    return distributed.global_mean(total, (actions != -100).sum())
 
 
 def train_planner(
@@ -125,13 +142,14 @@ def train_planner(
     """
     device = torch.device(config.device)
     planner.to(device)
-    loader = shuffled_batches(MazeTorchDataset(train), config)
-    probe_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    model = distributed.data_parallel(planner)
+    batches = shuffled_batches(MazeTorchDataset(train), config)
+    probe_generator = torch.Generator(device=device).manual_seed(config.seed + 1 + distributed.rank())
 
     def step(batch) -> StepResult:
         inputs, actions = batch["input"].to(device), batch["action"].to(device)
-        out = planner(inputs)
-        loss = imitation = imitation_loss(out.logits, actions)
+        out = model(inputs)
+        loss = imitation = batch_imitation_loss(out.logits, actions)
         labelled = actions != -100
         correct = (out.logits.argmax(1) == actions)[labelled].float().mean()
         metrics = {"loss": float(imitation.detach()), "train_accuracy": float(correct), **out.stats}
@@ -152,9 +170,9 @@ def train_planner(
         "use explicit mode" if planner.mode == "implicit" else "train the implicit mode's contractive step"
     )
     return fit(
-        planner,
+        model,
         torch.optim.RMSprop(planner.parameters(), lr=config.lr),
-        lambda epoch: loader,
+        batches,
         step,
         epochs=config.epochs,
         grad_clip=config.grad_clip,

@@ -8,6 +8,12 @@ is counted); :class:`TrainingDiverged` when most of an epoch's steps are skipped
 metrics row (weighted means of the step metrics, skip counts, wall time, evaluation); the metrics
 files (``metrics.jsonl`` appended, ``metrics.csv`` replaced atomically); and the epoch-end callbacks
 (e.g. :class:`~idplan.agents.training.imitation.BestEpoch`).
+
+Under a ``torch.distributed`` process group (:mod:`.distributed`) the same loop trains a
+``DistributedDataParallel`` module: the ranks agree on every skip (so their parameters stay equal),
+an adjoint that misses its tolerance poisons the gradient instead of raising (so every rank reaches
+DDP's all-reduces), the epoch's metrics are summed over the ranks, and rank 0 alone shows progress
+and writes the metrics files.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from tqdm.auto import tqdm
 from ...envs.atomic import atomic_write_text
 from ...envs.progress import progress_bar
 from ...solvers import ConvergenceError, NonConvergenceWarning
+from ...solvers.core.implicit import defer_adjoint_failures
+from . import distributed
 
 
 class TrainingDiverged(RuntimeError):
@@ -96,6 +104,10 @@ def fit(
         stop_when_diverged: raise :class:`TrainingDiverged` when more than half of an epoch's steps
             are skipped; ``diverged_hint`` ends its message (what to change).
 
+    Under a process group of several ranks, ``module`` must be the ``DistributedDataParallel``
+    wrapper (:func:`~.distributed.data_parallel`), every rank calls ``fit`` with its shard of the
+    batches (the same number of them), and ``evaluate`` must reduce over the ranks itself.
+
     Each row holds the weighted means of the steps' metrics, ``skipped_steps`` and
     ``adjoint_failed_steps`` (steps whose adjoint raised after a sound forward), ``train_seconds``
     and the evaluation. An epoch whose implicit adjoint stopped short of its tolerance on a chosen
@@ -103,7 +115,13 @@ def fit(
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    jsonl = _start_log(log_dir)
+    if distributed.world_size() > 1 and not isinstance(module, torch.nn.parallel.DistributedDataParallel):
+        raise ValueError(
+            f"{desc}: training under a process group of {distributed.world_size()} ranks needs the module wrapped in "
+            "DistributedDataParallel (training.distributed.data_parallel), or the ranks' gradients are not averaged"
+        )
+    progress = progress and distributed.is_main()
+    jsonl = _start_log(log_dir) if distributed.is_main() else None
     history: list[dict[str, float]] = []
     for epoch in range(1, epochs + 1):
         (train_mode or module.train)()
@@ -116,18 +134,21 @@ def fit(
             result = step(batch)
             optimizer.zero_grad(set_to_none=True)
             adjoint_failed = False
-            with warnings.catch_warnings():  # an adjoint that stops short on a chosen budget: counted below
+            # an adjoint that stops short on a chosen budget: counted below; one that misses its
+            # tolerance: no exact gradient (a NaN one, so that the backward, DDP's all-reduces included, ends)
+            with warnings.catch_warnings(), defer_adjoint_failures() as adjoint_errors:
                 warnings.simplefilter("ignore", NonConvergenceWarning)
                 try:
                     result.loss.backward()
-                except ConvergenceError:  # an adjoint solved to tolerance missed it: no exact gradient
+                except ConvergenceError:  # another adjoint solved to tolerance that missed it
                     adjoint_failed = True
-                    optimizer.zero_grad(set_to_none=True)
             loss_value = float(result.loss.detach())
-            grad_ok = _clip(module, grad_clip)
-            if adjoint_failed or result.failed or not math.isfinite(loss_value) or not grad_ok:
+            failed, adjoint_failed, bad_loss = distributed.agree(
+                [result.failed, adjoint_failed or bool(adjoint_errors), not math.isfinite(loss_value)]
+            )
+            if failed or adjoint_failed or bad_loss or not _clip(module, grad_clip):
                 skipped += 1
-                adjoint_failed_steps += adjoint_failed and not result.failed
+                adjoint_failed_steps += adjoint_failed and not failed
             else:
                 optimizer.step()
             metrics = {**result.metrics, **(result.after_backward() if result.after_backward else {})}
@@ -138,6 +159,7 @@ def fit(
             bar.set_postfix(loss=f"{loss_value:.3f}")
         if batches_seen == 0:
             raise ValueError(f"{desc} {epoch}: no batches to train on")
+        sums, total_weight = distributed.gather_sums(sums, total_weight)
         row: dict[str, float] = {"epoch": epoch, **{k: v / total_weight for k, v in sums.items()}}
         row["skipped_steps"] = skipped
         row["adjoint_failed_steps"] = adjoint_failed_steps

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..mappers.mapped import MappedPlanner, occupancy_loss
-from .evaluation import rollout_metrics
-from .imitation import TrainConfig, imitation_loss, shuffled_batches
+from . import distributed
+from .evaluation import sharded_rollout_metrics
+from .imitation import TrainConfig, batch_imitation_loss, shuffled_batches
 from .loop import StepResult, fit
 
 
@@ -38,19 +39,20 @@ def train_mapper(
     epoch (``bce``; with ``valid``: ``valid_bce`` and ``valid_cell_accuracy``, thresholded at 0.5)."""
     device = torch.device(config.device)
     mapper.to(device)
-    loader = shuffled_batches(train.torch_dataset(), config)
+    model = distributed.data_parallel(mapper)
+    batches = shuffled_batches(train.torch_dataset(), config)
 
     def step(batch) -> StepResult:
-        loss = occupancy_loss(mapper(batch["observation"].to(device)), batch["input"][:, :1].to(device))
+        loss = occupancy_loss(model(batch["observation"].to(device)), batch["input"][:, :1].to(device))
         return StepResult(loss, {"bce": float(loss.detach())}, weight=len(batch["input"]))
 
     def evaluate() -> dict[str, float]:
         return {f"valid_{k}": v for k, v in mapper_metrics(mapper, valid, device=device).items()}
 
     return fit(
-        mapper,
+        model,
         torch.optim.Adam(mapper.parameters(), lr=config.lr),
-        lambda epoch: loader,
+        batches,
         step,
         epochs=config.epochs,
         evaluate=evaluate if valid is not None else None,
@@ -61,17 +63,22 @@ def train_mapper(
 
 @torch.no_grad()
 def mapper_metrics(mapper: nn.Module, data, batch_size: int = 128, device="cpu") -> dict[str, float]:
-    """Mean BCE and per-cell accuracy (threshold 0.5) of the mapper on ``data``."""
+    """Mean BCE and per-cell accuracy (threshold 0.5) of the mapper on ``data``; under a process
+    group, every rank scores its shard and the means are reduced over the ranks."""
     mapper.eval()
     view = data.torch_dataset()
+    rows = distributed.shard(len(view))
+    observations, maps = view.observations[rows], view.inputs[rows, :1]
     bce, correct = 0.0, 0.0
-    for start in range(0, len(view), batch_size):
-        logits = mapper(view.observations[start : start + batch_size].to(device))
-        target = view.inputs[start : start + batch_size, :1].to(device)
+    for start in range(0, len(maps), batch_size):
+        logits = mapper(observations[start : start + batch_size].to(device))
+        target = maps[start : start + batch_size].to(device)
         bce += float(F.binary_cross_entropy_with_logits(logits, target, reduction="sum"))
         correct += float(((logits > 0).float() == target).sum())
-    cells = len(view) * data.tasks.size**2
-    return {"bce": bce / cells, "cell_accuracy": correct / cells}
+    cells = float(maps.numel())
+    return distributed.weighted_means(
+        {"bce": bce / cells, "cell_accuracy": correct / cells}, dict.fromkeys(("bce", "cell_accuracy"), cells)
+    )
 
 
 def train_end_to_end(
@@ -89,11 +96,12 @@ def train_end_to_end(
     ``on_epoch_end(row)`` sees each epoch's metrics (to keep the best epoch's weights, say)."""
     device = torch.device(config.device)
     model.to(device)
-    loader = shuffled_batches(train.torch_dataset(), config)
+    trained = distributed.data_parallel(model)
+    batches = shuffled_batches(train.torch_dataset(), config)
 
     def step(batch) -> StepResult:
-        out, occupancy = model(batch["observation"].to(device), batch["goal"].to(device))
-        imitation = imitation_loss(out.logits, batch["action"].to(device))
+        out, occupancy = trained(batch["observation"].to(device), batch["goal"].to(device))
+        imitation = batch_imitation_loss(out.logits, batch["action"].to(device))
         bce = occupancy_loss(occupancy, batch["input"][:, :1].to(device))
         metrics = {"loss": float(imitation.detach()), "bce": float(bce.detach())}
         return StepResult(imitation + map_weight * bce, metrics, out.stats.get("forward_failed", 0.0) > 0)
@@ -102,9 +110,9 @@ def train_end_to_end(
         return {f"valid_{k}": v for k, v in evaluate_mapped(model, valid, device=device).items()}
 
     return fit(
-        model,
+        trained,
         torch.optim.RMSprop(model.parameters(), lr=config.lr),
-        lambda epoch: loader,
+        batches,
         step,
         epochs=config.epochs,
         grad_clip=config.grad_clip,
@@ -119,19 +127,22 @@ def train_end_to_end(
 @torch.no_grad()
 def evaluate_mapped(model: MappedPlanner, data, batch_size: int = 64, device="cpu") -> dict[str, float]:
     """Rollout metrics (:func:`~idplan.agents.training.rollout_metrics`) on the *true* map of the
-    greedy policy the pair computes from the observations alone, with the mapper's cell accuracy."""
+    greedy policy the pair computes from the observations alone, with the mapper's cell accuracy.
+    Under a process group, every rank scores its shard of the maps and the metrics are reduced."""
     model.eval()
     view = data.torch_dataset()
+    rows = distributed.shard(len(view))
+    observations, all_inputs = view.observations[rows], view.inputs[rows]
     actions, correct = [], 0.0
-    for start in range(0, len(view), batch_size):
-        observation = view.observations[start : start + batch_size].to(device)
-        inputs = view.inputs[start : start + batch_size].to(device)
+    for start in range(0, len(all_inputs), batch_size):
+        observation = observations[start : start + batch_size].to(device)
+        inputs = all_inputs[start : start + batch_size].to(device)
         out, occupancy = model(observation, inputs[:, 1:])
         actions.append(out.logits.argmax(1).cpu().numpy())
         correct += float(((occupancy > 0).float() == inputs[:, :1]).sum())  # the map this pass predicted
-    metrics = rollout_metrics(data.tasks, np.concatenate(actions))
-    metrics["map_cell_accuracy"] = correct / (len(view) * data.tasks.size**2)
-    return metrics
+    tasks = data.tasks[rows] if distributed.active() else data.tasks
+    accuracy = {"map_cell_accuracy": correct / all_inputs[:, :1].numel()}
+    return sharded_rollout_metrics(tasks, np.concatenate(actions), accuracy)
 
 
 __all__ = ["train_mapper", "mapper_metrics", "train_end_to_end", "evaluate_mapped"]

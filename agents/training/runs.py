@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from ...envs import SPLITS, ArmDataset, MazeDataset, generate_arm_splits, genera
 from ...envs.atomic import atomic_write_text
 from ..planners.base import Planner
 from ..runtime.planner_agents import PlannerAgent
+from . import distributed
 from .checkpoints import build_planner, load_checkpoint, planner_config, save_checkpoint
 from .evaluation import evaluate_planner
 from .imitation import BestEpoch, TrainConfig, train_planner
@@ -73,6 +74,7 @@ class TrainRun:
     seed: int = 0
     quiet: bool = False
     overwrite: bool = False
+    dist_timeout: float = distributed.DEFAULT_TIMEOUT
     rollout: bool = False
 
 
@@ -201,7 +203,9 @@ def validate(run: TrainRun) -> TrainConfig:
             import imageio.v3  # noqa: F401
         except ImportError:
             raise ValueError('the demo writes a GIF, which needs imageio: pip install "idplan[render]"') from None
-    _check_out(run.out, run.overwrite)
+    if distributed.is_main():  # rank 0 alone writes the run's files
+        _check_out(run.out, run.overwrite)
+    distributed.per_rank_batch(run.batch_size)  # --batch-size divides among the processes
     build_planner(_planner_config(run, torus=run.task == "arm"))  # options the planner refuses
     train_config = TrainConfig(
         epochs=run.epochs,
@@ -270,14 +274,27 @@ def _save_interrupted(run: TrainRun, planner, config, best: BestEpoch, tasks, se
 def train_run(run: TrainRun) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset | ArmDataset]]:
     """Build, train and test a planner as ``run`` says; writes checkpoint, metrics and summary to
     ``run.out`` (with ``run.rollout``, also the rollout GIF). Returns the planner, the summary and
-    the data. Every option is checked before any data is generated or any directory made."""
+    the data. Every option is checked before any data is generated or any directory made.
+
+    Started by ``torchrun`` (one process per device), the ranks train one planner data-parallel
+    (:mod:`.distributed`; ``run.batch_size`` is the global batch, ``run.dist_timeout`` the seconds a
+    rank waits for the others): each rank builds the same data and initial weights from the seed,
+    the evaluations are sharded, and rank 0 alone writes the run's files."""
+    with distributed.process_group(run.device, run.dist_timeout) as device:
+        run = replace(run, device=str(device), quiet=run.quiet or not distributed.is_main())
+        return _train_on_this_rank(run)
+
+
+def _train_on_this_rank(run: TrainRun) -> tuple[Planner, dict[str, Any], dict[str, MazeDataset | ArmDataset]]:
     train_config = validate(run)
     data = _datasets(run)
     tasks = {split: _tasks(d) for split, d in data.items()}
     config = _planner_config(run, torus=tasks["train"].torus)
     torch.manual_seed(run.seed)
     planner = build_planner(config)
-    _prepare_out(run.out, run.overwrite)
+    main = distributed.is_main()
+    if main:
+        _prepare_out(run.out, run.overwrite)
     best = BestEpoch(planner)
 
     checkpoint = run.out / "checkpoint.pt"
@@ -292,18 +309,24 @@ def train_run(run: TrainRun) -> tuple[Planner, dict[str, Any], dict[str, MazeDat
     except TrainingDiverged as error:
         if best.state is None:
             raise
-        save_checkpoint(checkpoint, planner, config, epochs=best.restore(), size=tasks["test"].size)
+        if main:
+            save_checkpoint(checkpoint, planner, config, epochs=best.restore(), size=tasks["test"].size)
         raise TrainingDiverged(f"{error}; the best weights (epoch {best.epoch}) are saved in {checkpoint}") from error
     except KeyboardInterrupt:
+        if not main:
+            raise
         raise _save_interrupted(run, planner, config, best, tasks, time.perf_counter() - start) from None
-    save_checkpoint(checkpoint, planner, config, test=test, epochs=best.epoch, size=tasks["test"].size)
     summary = {
         **_summary(run, tasks, best, train_seconds),
+        "processes": distributed.world_size(),
         "test": {k: round(v, 4) if isinstance(v, float) else v for k, v in test.items()},
         "final_loss": round(history[-1]["loss"], 4),
         "checkpoint": str(checkpoint),
         "metrics": str(run.out / "metrics.csv"),
     }
+    if not main:
+        return planner, summary, data
+    save_checkpoint(checkpoint, planner, config, test=test, epochs=best.epoch, size=tasks["test"].size)
     if run.rollout:
         summary["rollout"] = render_rollout(planner, data["test"], run.out / "rollout.gif", run.device, run.seed)
     atomic_write_text(run.out / "summary.json", json.dumps(summary, indent=2))

@@ -15,7 +15,8 @@ KKT conditions and the DARE all reach their gradients here, through the adjoint 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,25 @@ def _same_values(part: torch.Tensor, full: torch.Tensor, z: torch.Tensor) -> boo
     return bool(torch.allclose(part, full, rtol=tol, atol=tol * (1.0 + float(z.abs().max()))))
 
 
+_deferred: list[list[ConvergenceError]] = []  # the open defer_adjoint_failures blocks, innermost last
+
+
+@contextmanager
+def defer_adjoint_failures() -> Iterator[list[ConvergenceError]]:
+    """Within the block, an implicit adjoint that misses its tolerance where it would raise
+    :class:`ConvergenceError` returns a NaN adjoint instead (every gradient it reaches is NaN) and
+    appends the error to the yielded list, so that the backward pass runs to its end. Under
+    ``DistributedDataParallel`` every rank must reach each gradient all-reduce of the backward; a
+    rank whose backward raised would leave the others waiting. A module-level stack, not a context
+    variable: autograd may run the backward on its own device threads."""
+    errors: list[ConvergenceError] = []
+    _deferred.append(errors)
+    try:
+        yield errors
+    finally:
+        _deferred.pop()
+
+
 class _AdjointSolve(torch.autograd.Function):
     """Identity in the forward; in the backward, replaces ``v = dL/dz*`` by ``w`` solving
     ``A^T w = v`` (the solve is the closure given to ``forward``)."""
@@ -170,7 +190,13 @@ def implicit_vjp(
 
     def solve(v: torch.Tensor) -> torch.Tensor:
         v = torch.where(flagged[:, None], 0.0, v.detach())  # flagged samples: w = 0, a zero gradient
-        w, stats = _linear_solve(linear, op, v, budget, "backward (adjoint) solve")
+        try:
+            w, stats = _linear_solve(linear, op, v, budget, "backward (adjoint) solve")
+        except ConvergenceError as error:
+            if not _deferred:
+                raise
+            _deferred[-1].append(error)  # as when it raises, no statistics are recorded
+            return torch.full_like(v, float("nan"))
         backward_stats.calls += 1
         backward_stats.linear = stats
         return w
