@@ -327,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="GridMaze/MiniWorldNav map size, the arm's bins per joint, PendulumPixels' frame pixels",
     )
     play.add_argument("--start", default=None, help="Pendulum: random or down; CartPole: down or up")
+    play.add_argument(
+        "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
+    )
     play.set_defaults(run=cmd_play)
     return parser
 
@@ -346,6 +349,7 @@ def cmd_play(args) -> dict[str, Any]:
         episodes=args.episodes,
         max_steps=args.max_steps,
         env_kwargs=env_kwargs,
+        device=args.device,
     )
 
 

@@ -19,9 +19,12 @@ import torch
 
 from idplan.agents import make_planner
 from idplan.agents.control.ilqr_controller import ILQRController
+from idplan.agents.control.pixel_episodes import collect_episodes
 from idplan.agents.control.shooting import MLPDynamics, ShootingMPC, TargetCost
+from idplan.agents.control.visual import FrameDecoder, FrameEncoder, VisualILQR
 from idplan.agents.mappers import PanoramaMapper
 from idplan.agents.runtime.control_agents import MPCAgent
+from idplan.agents.training.visual import prediction_error, state_error, warm_up
 from idplan.envs.control import pendulum
 from idplan.solvers import (
     Anderson,
@@ -174,6 +177,18 @@ def test_controllers_and_the_mpc_agent_create_no_stray_tensors():
     assert action.shape == (1,) and np.isfinite(action).all()
 
 
+def test_the_pixel_controller_trainers_build_their_batches_on_the_models_device():
+    episodes = collect_episodes(2, 8, size=32, horizon=3, seed=0, progress=False)
+    torch.manual_seed(0)
+    controller = ILQRController.for_task("pendulum", learn=("mass",), horizon=3, max_iter=10)
+    model = VisualILQR(FrameEncoder(frames=4, size=32, width=4), controller, FrameDecoder(size=32, width=4))
+    with torch.device("meta"):
+        warm_up(model, episodes, epochs=1, batch_size=8, progress=False)
+        errors = prediction_error(model, episodes)
+        state = state_error(model.encoder, episodes)
+    assert errors.shape == (3,) and np.isfinite(state)
+
+
 # ------------------------------------------------------------------ every available device
 @pytest.mark.parametrize("name", PLANNERS)
 def test_planner_values_and_gradients_agree_with_the_cpu(name, device):
@@ -200,13 +215,17 @@ def test_ilqr_gradient_agrees_with_the_cpu(device):
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-8, atol=1e-10)
 
 
-def test_a_planner_under_bf16_autocast_keeps_a_float32_state_and_its_gradient():
+@pytest.mark.parametrize("backward_inside", [False, True])
+def test_a_planner_under_bf16_autocast_keeps_a_float32_state_and_its_gradient(backward_inside):
     planner, maps = small_planner("vin", "implicit", dtype=torch.float32), maze_batch(torch.float32)
     exact = torch.autograd.grad(planner(maps).logits.square().sum(), list(planner.parameters()))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = planner(maps)
         loss = out.logits.float().square().sum()
-    grads = torch.autograd.grad(loss, list(planner.parameters()))  # backward outside autocast, as torch advises
+        if backward_inside:  # not what torch advises, but the adjoint's own products must not autocast
+            grads = torch.autograd.grad(loss, list(planner.parameters()))
+    if not backward_inside:
+        grads = torch.autograd.grad(loss, list(planner.parameters()))
     assert out.state.dtype == torch.float32
     flat = torch.cat([g.flatten() for g in grads]).double()
     cosine = torch.nn.functional.cosine_similarity(flat, torch.cat([g.flatten() for g in exact]).double(), dim=0)

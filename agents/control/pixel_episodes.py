@@ -24,10 +24,13 @@ class PixelEpisodes:
     controls: np.ndarray
     frames: np.ndarray
 
-    def windows(self, stack: int, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training samples: input stacks ``[N, stack, H, W]`` (frames ``t - stack + 1 .. t``; before
-        the episode's start, copies of its first frame, as ``FrameStackObservation`` gives after a
-        reset), the true observation at ``t`` ``[N, 3]`` and the true future frames ``[N, horizon, H, W]``."""
+    def windows(
+        self, stack: int, horizon: int, device: str | torch.device = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training samples on ``device``: input stacks ``[N, stack, H, W]`` (frames ``t - stack + 1 .. t``;
+        before the episode's start, copies of its first frame, as ``FrameStackObservation`` gives
+        after a reset), the true observation at ``t`` ``[N, 3]`` and the true future frames
+        ``[N, horizon, H, W]``."""
         length = self.frames.shape[1]
         starts = np.arange(0, length - horizon)
         e, t = np.meshgrid(np.arange(len(self.frames)), starts, indexing="ij")
@@ -35,7 +38,7 @@ class PixelEpisodes:
         past = self.frames[e[:, None], np.maximum(t[:, None] + np.arange(-stack + 1, 1), 0)]
         future = self.frames[e[:, None], t[:, None] + np.arange(1, horizon + 1)]
         obs = pendulum.observe(torch.from_numpy(self.states[e, t]))
-        return torch.from_numpy(past), obs, torch.from_numpy(future)
+        return torch.from_numpy(past).to(device), obs.to(device), torch.from_numpy(future).to(device)
 
 
 def collect_episodes(

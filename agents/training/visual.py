@@ -21,6 +21,11 @@ from ..control.visual import FrameEncoder, VisualILQR
 from .loop import StepResult, fit
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where ``module``'s parameters live (its batches are built there)."""
+    return next(module.parameters()).device
+
+
 def frame_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of predicted frames in [0, 1] against uint8 targets (same shape)."""
     return F.binary_cross_entropy(predicted.float().clamp(1e-6, 1 - 1e-6), target.float() / 255.0)
@@ -37,13 +42,13 @@ def warm_up(
 ) -> list[dict[str, float]]:
     """State supervision: the encoder regresses the true observation (MSE) and the decoder renders
     true observations (frame BCE). The controller is not involved. Adam, on :func:`~idplan.agents.training.loop`."""
-    stacks, obs, _ = data.windows(model.encoder.frames, 1)
+    stacks, obs, _ = data.windows(model.encoder.frames, 1, module_device(model))
     targets = stacks[:, -1]  # the newest frame shows the observation at t
     parameters = list(model.encoder.parameters()) + list(model.decoder.parameters())
     generator = torch.Generator().manual_seed(seed)
 
     def batches(epoch: int):
-        order = torch.randperm(len(obs), generator=generator)
+        order = torch.randperm(len(obs), generator=generator, device=generator.device)
         return [order[start : start + batch_size] for start in range(0, len(obs), batch_size)]
 
     def step(i) -> StepResult:
@@ -82,7 +87,7 @@ def train_visual_controller(
     while the frame error fell), and a controller planning from that code no longer swings up.
     """
     horizon = model.controller.horizon
-    stacks, _, future = data.windows(model.encoder.frames, horizon)
+    stacks, _, future = data.windows(model.encoder.frames, horizon, module_device(model))
     networks = [model.encoder] + ([model.decoder] if train_decoder else [])
     optimizer = torch.optim.Adam(
         [
@@ -93,7 +98,7 @@ def train_visual_controller(
     generator = torch.Generator().manual_seed(seed)
 
     def batches(epoch: int):
-        order = torch.randperm(len(stacks), generator=generator)
+        order = torch.randperm(len(stacks), generator=generator, device=generator.device)
         starts = range(0, len(stacks), batch_size)
         return [order[start : start + batch_size] for start in starts[:max_batches]]
 
@@ -134,20 +139,20 @@ def prediction_error(model: VisualILQR, data: PixelEpisodes, batch_size: int = 6
     horizon: ``[T]``, averaged over all windows of ``data``."""
     model.eval()
     horizon = model.controller.horizon
-    stacks, _, future = data.windows(model.encoder.frames, horizon)
-    total = torch.zeros(horizon, dtype=torch.float64)
+    stacks, _, future = data.windows(model.encoder.frames, horizon, module_device(model))
+    total = torch.zeros(horizon, dtype=torch.float64, device=stacks.device)
     for start in range(0, len(stacks), batch_size):
         _, _, predicted = model(stacks[start : start + batch_size])
         error = (predicted.transpose(0, 1).double() - future[start : start + batch_size].double() / 255.0) ** 2
         total += error.mean(dim=(2, 3)).sum(0)
-    return (total / len(stacks)).numpy()
+    return (total / len(stacks)).cpu().numpy()
 
 
 @torch.no_grad()
 def state_error(encoder: FrameEncoder, data: PixelEpisodes, batch_size: int = 256) -> float:
     """Mean squared error of the encoded observation against the true one over all windows of ``data``."""
     encoder.eval()
-    stacks, obs, _ = data.windows(encoder.frames, 1)
+    stacks, obs, _ = data.windows(encoder.frames, 1, module_device(encoder))
     total = sum(
         float(((encoder(stacks[i : i + batch_size]) - obs[i : i + batch_size]) ** 2).mean(1).sum())
         for i in range(0, len(stacks), batch_size)
@@ -177,17 +182,20 @@ def swing_up_success(
     frames = np.stack([frame for frame, _ in resets])
     states = np.stack([info["state"] for _, info in resets])
     totals, angles, u_init, done = np.zeros(episodes), [], None, False
+    device = module_device(encoder) if encoder is not None else torch.device("cpu")
     if encoder is not None:
         encoder.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NonConvergenceWarning)
         while not done:
             obs = (
-                encoder(torch.from_numpy(frames)) if encoder is not None else pendulum.observe(torch.from_numpy(states))
+                encoder(torch.from_numpy(frames).to(device))
+                if encoder is not None
+                else pendulum.observe(torch.from_numpy(states))
             )
             plan = controller(obs, u_init)
             u_init = shift_plan(plan.u)
-            steps = [env.step(u.numpy().astype(np.float32)) for env, u in zip(envs, plan.u[0])]
+            steps = [env.step(u.cpu().numpy().astype(np.float32)) for env, u in zip(envs, plan.u[0])]
             frames = np.stack([step[0] for step in steps])
             states = np.stack([step[4]["state"] for step in steps])
             totals += [step[1] for step in steps]

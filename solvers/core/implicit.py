@@ -148,7 +148,10 @@ def _linear_solve(
         check_every=default_check_every(v.device),
         scale=torch.linalg.vector_norm(v, dim=1),
     )
-    linear.solve_linear(op, v, v.clone(), tracker)
+    # the solver's own products stay in v's precision when backward() runs under autocast (the
+    # vector-Jacobian products follow the dtypes the forward graph recorded either way)
+    with torch.autocast(v.device.type, enabled=False):
+        linear.solve_linear(op, v, v.clone(), tracker)
     w, stats = tracker.result(return_best=True)
     if not bool(stats.converged.all()):
         message = failure_message(what, stats, budget.rtol, budget.atol)
