@@ -243,3 +243,38 @@ def test_the_gpu_check_script_runs_on_the_cpu():
     result = module.main(["--device", "cpu", "--sizes", "7", "--batch", "2", "--ilqr-batches", "2", "--repeats", "1"])
     assert len(result["planners"]) == 4 and result["ilqr"][0]["converged"] == 1.0
     assert result["bf16"]["cosine"] is None or result["bf16"]["cosine"] > 0.9
+
+
+def test_fixed_point_root_and_argmin_gradients_agree_with_the_cpu(device):
+    grads = []
+    for where in (torch.device("cpu"), device):
+        theta = torch.tensor([0.5, -0.3], dtype=torch.float64, device=where, requires_grad=True)
+        zeros = torch.zeros(2, 3, dtype=torch.float64, device=where)
+        fixed = fixed_point(lambda z, t: 0.5 * torch.tanh(z) + t[:, None], zeros, theta, solver=Anderson())
+        root = root_find(lambda z, t: z**3 + z - t[:, None], zeros, theta)
+        best = argmin(lambda y, t: ((y - t[:, None]) ** 2).sum(1) + (y**4).sum(1), zeros, theta)
+        (fixed.value.sum() + root.value.sum() + best.value.sum()).backward()
+        assert fixed.value.device == root.value.device == best.value.device == where
+        grads.append(theta.grad.cpu())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-8, atol=1e-10)
+
+
+def test_dare_backward_euler_and_the_mapper_agree_with_the_cpu(device):
+    outputs = []
+    for where in (torch.device("cpu"), device):
+        A = torch.tensor([[[1.0, 0.1], [0.0, 1.0]]], dtype=torch.float64, device=where, requires_grad=True)
+        Bm = torch.tensor([[[0.0], [0.1]]], dtype=torch.float64, device=where)
+        eye2, eye1 = (torch.eye(k, dtype=torch.float64, device=where)[None] for k in (2, 1))
+        gain = dare(A, Bm, eye2, eye1).K
+        rate = torch.tensor([0.7], dtype=torch.float64, device=where, requires_grad=True)
+        traj = backward_euler(
+            lambda x, k: -k * x, torch.ones(1, 1, dtype=torch.float64, device=where), dt=0.1, steps=3, args=rate
+        )
+        torch.manual_seed(0)
+        mapper = PanoramaMapper(view_size=24, embedding=8, hidden=4).double().to(where)
+        panoramas = torch.rand(1, 3, 3, 4, 24, 24, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        occupancy = mapper(panoramas.to(where))
+        (gain.sum() + traj.x.sum() + occupancy.sum()).backward()
+        outputs.append([t.detach().cpu() for t in (gain, traj.x, occupancy, A.grad, rate.grad)])
+    for a, b in zip(*outputs):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
