@@ -217,6 +217,12 @@ def cmd_sweep(args) -> dict[str, Any]:
     return result
 
 
+def cmd_plot(args) -> dict[str, Any]:
+    from .training.plots import plot_training
+
+    return {"figure": str(plot_training(args.run_dir, args.out))}
+
+
 def cmd_eval(args) -> dict[str, Any]:
     return evaluate_checkpoint(
         args.checkpoint, args.dataset, args.size, args.n, args.seed, args.split, args.limit, args.device
@@ -331,6 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
     play.set_defaults(run=cmd_play)
+    plot = commands.add_parser(
+        "plot",
+        help="draw a run's training curves (loss, success, solver iterations and residuals) to a PNG",
+        formatter_class=HelpFormatter,
+    )
+    plot.add_argument("run_dir", type=Path, help="a run directory (idplan train/demo --out), with its metrics.csv")
+    plot.add_argument("--out", type=Path, default=None, help="the PNG to write (default: RUN_DIR/training.png)")
+    plot.set_defaults(run=cmd_plot)
     return parser
 
 

@@ -32,9 +32,10 @@ from .checkpoints import build_planner, load_checkpoint, planner_config, save_ch
 from .evaluation import evaluate_planner
 from .imitation import BestEpoch, TrainConfig, train_planner
 from .loop import TrainingDiverged
+from .plots import plot_training
 
 # the files a run writes in its --out directory (--overwrite removes exactly these)
-RUN_FILES = ("checkpoint.pt", "last.pt", "summary.json", "metrics.csv", "metrics.jsonl", "rollout.gif")
+RUN_FILES = ("checkpoint.pt", "last.pt", "summary.json", "metrics.csv", "metrics.jsonl", "rollout.gif", "training.png")
 ARM_PIXELS, ARM_MAX_OBSTACLES = 96, 5  # generate_arm_dataset's workspace images and obstacle rows
 
 
@@ -329,6 +330,7 @@ def _train_on_this_rank(run: TrainRun) -> tuple[Planner, dict[str, Any], dict[st
     save_checkpoint(checkpoint, planner, config, test=test, epochs=best.epoch, size=tasks["test"].size)
     if run.rollout:
         summary["rollout"] = render_rollout(planner, data["test"], run.out / "rollout.gif", run.device, run.seed)
+        summary["training_figure"] = str(plot_training(run.out))
     atomic_write_text(run.out / "summary.json", json.dumps(summary, indent=2))
     return planner, summary, data
 

@@ -87,6 +87,8 @@ def test_cli_trains_an_arm_planner_and_renders_its_rollout(tmp_path, capsys, mon
     assert summary["task"] == "arm" and summary["size"] == 18 and 0 <= summary["test"]["success"] <= 1
     frames = iio.imread(tmp_path / "rollout.gif")
     assert frames.shape[0] >= 2 and frames.shape[2] > frames.shape[1]  # workspace beside the C-space
+    assert summary["training_figure"] == str(tmp_path / "training.png")
+    assert (tmp_path / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     checkpoint = str(tmp_path / "checkpoint.pt")
     play = ["play", "idplan/ArmCSpace-v0", "--agent", checkpoint, "--record", str(tmp_path / "p.gif")]
     assert idplan_main(play + ["--max-steps", "5"]) == 0
