@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from ...envs import ENV_IDS, ENVS  # importing idplan.envs registers the environments
-from ...envs.atomic import atomic_path
 from ..control.ilqr_controller import SWING_UP_HORIZON, ILQRController
 from ..training.checkpoints import load_checkpoint, load_mapped_checkpoint
 from .agent import Agent
 from .baseline_agents import MazeExpert, RandomAgent
 from .control_agents import MPCAgent, TrueStateAgent
+from .gif import write_gif
 from .planner_agents import MappedPlannerAgent, PlannerAgent
 
 
@@ -133,12 +132,15 @@ def play(
     agent = make_agent(env, env_id, agent_spec, seed, device)
     if events is None:
         events = pygame_keys if human else (lambda: ())
-    frames, returns, lengths, steps_taken = [], [], [], 0
+    frames, titles, returns, lengths, steps_taken = [], [], [], [], 0
     paused, quit_requested, shown = False, False, overlay
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         agent.reset()
         total, steps, done = 0.0, 0, False
+        if not human:  # the reset frame too
+            frames.append(env.render())
+            titles.append(f"step 0  episode {episode + 1}  {agent_spec}  {env_id}")
         while not done and steps < max_steps and not quit_requested:
             single_step = False
             for key in events():
@@ -167,6 +169,7 @@ def play(
             done = terminated or truncated
             if not human:
                 frames.append(env.render())
+                titles.append(f"step {steps}  episode {episode + 1}  {agent_spec}  {env_id}")
         returns.append(total)
         lengths.append(steps)
         if quit_requested:
@@ -181,13 +184,8 @@ def play(
         "steps_taken": steps_taken,
     }
     if frames:
-        import imageio.v3 as iio
-
         path = Path(record) if record is not None else Path("runs/play.gif")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            iio.imwrite(tmp, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
-        summary["gif"] = str(path)
+        summary["gif"] = str(write_gif(path, frames, titles, env.metadata["render_fps"]))
     return summary
 
 
@@ -198,25 +196,26 @@ def record_rollout(env: gym.Env, agent, options: dict, path: Path, seed: int = 0
     The rollout stops at the goal, or when the greedy policy revisits a cell (a deterministic policy
     then loops for ever). Returns the GIF path, the steps taken, the optimal length and success.
     """
-    import imageio.v3 as iio
-
     obs, info = env.reset(seed=seed, options=options)
     agent.plan(obs)
     agent.draw_on(env)
+    name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
     frames, terminated, truncated, steps = [env.render()], False, False, 0
+    titles = [f"step 0  planner  {name}"]
     visited = {tuple(obs["position"])}
     while not (terminated or truncated):
         obs, _, terminated, truncated, info = env.step(agent.act(obs))
         frames.append(env.render())
         steps += 1
+        titles.append(f"step {steps}  planner  {name}")
         position = tuple(obs["position"])
         if position in visited and not terminated:
             break  # stuck or looping
         visited.add(position)
+    end = "goal" if terminated else "stopped: the greedy policy revisits a cell"
     frames += [frames[-1]] * 4  # linger on the last frame
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(frames), duration=1000 / env.metadata["render_fps"], loop=0)
+    titles += [f"step {steps} ({end})  planner  {name}"] * 4
+    write_gif(path, frames, titles, env.metadata["render_fps"])
     return {
         "gif": str(path),
         "steps": steps,

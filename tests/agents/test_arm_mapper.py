@@ -102,5 +102,5 @@ def test_play_records_an_expert_arm_episode(env_id, tmp_path, capsys, monkeypatc
     out = tmp_path / "arm.gif"
     assert idplan_main(["play", env_id, "--size", "18", "--record", str(out), "--seed", "1"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["returns"][0] > 0 and iio.imread(out).shape[0] == summary["lengths"][0]
+    assert summary["returns"][0] > 0 and iio.imread(out).shape[0] == summary["lengths"][0] + 1  # and the reset
     assert np.asarray(iio.imread(out)).std() > 0

@@ -3,6 +3,7 @@
 import json
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 
 from idplan.agents.cli import main as idplan_main
@@ -19,7 +20,7 @@ def test_record_gridmaze_expert_and_random_to_gif(tmp_path, capsys):
     out = tmp_path / "maze.gif"
     assert idplan_main(["play", "idplan/GridMaze-v0", "--size", "9", "--record", str(out), "--max-steps", "40"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["gif"] == str(out) and iio.imread(out).shape[0] == summary["lengths"][0]
+    assert summary["gif"] == str(out) and iio.imread(out).shape[0] == summary["lengths"][0] + 1  # and the reset
     assert summary["returns"][0] > 0  # the expert reaches the goal
     random = play("idplan/GridMaze-v0", "random", record=tmp_path / "r.gif", max_steps=10, env_kwargs={"size": 9})
     assert random["lengths"] == [10]
@@ -57,7 +58,8 @@ def test_play_a_planner_checkpoint_with_its_overlay(tmp_path):
     save_checkpoint(path, build_planner(config), config)
     summary = play("idplan/GridMaze-v0", str(path), record=tmp_path / "vin.gif", max_steps=5, env_kwargs={"size": 9})
     frames = iio.imread(tmp_path / "vin.gif")
-    assert summary["lengths"] == [5]  # (the GIF writer merges identical frames: a bumping agent makes some)
+    # every step is a frame, the reset's too: the title's step counter keeps a bumping agent's frames apart
+    assert summary["lengths"] == [5] and frames.shape[0] == 6
     plain = play(
         "idplan/GridMaze-v0",
         str(path),
@@ -67,5 +69,14 @@ def test_play_a_planner_checkpoint_with_its_overlay(tmp_path):
         env_kwargs={"size": 9},
     )
     assert (
-        plain["lengths"] == [5] and (iio.imread(tmp_path / "plain.gif")[0] != frames[0]).any()
-    )  # the value overlay is drawn
+        plain["lengths"] == [5] and (iio.imread(tmp_path / "plain.gif")[1] != frames[1]).any()
+    )  # the value overlay is drawn (from the first plan on)
+
+
+def test_frames_carry_a_title_line_with_the_step_counter():
+    from idplan.agents.runtime.gif import TITLE_HEIGHT, titled
+
+    frame = np.zeros((20, 60, 3), dtype=np.uint8)
+    first, second = titled(frame, "step 1  random  GridMaze"), titled(frame, "step 2  random  GridMaze")
+    assert first.shape == (20 + TITLE_HEIGHT, 60, 3) and (first[TITLE_HEIGHT:] == frame).all()
+    assert first[:TITLE_HEIGHT].any() and (first != second).any()  # text drawn, and it differs by step
