@@ -7,7 +7,7 @@ from torch import nn
 
 from ...envs import grid_neighbours
 from .base import Planner
-from .vin import max_over_channels
+from .max_conv import max_over_channels
 
 
 class GatedVIN(Planner):

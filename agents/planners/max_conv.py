@@ -1,4 +1,6 @@
-"""``max_a conv(x, W)_a``, the VIN step's core, with a backward that never materialises ``dQ``.
+"""Maxima over channels: :func:`max_over_channels` of a given ``Q`` (GatedVIN, SymVIN), and
+:func:`max_conv`, ``max_a conv(x, W)_a``, the VIN step's core, with a backward that never
+materialises ``dQ``.
 
 Autograd differentiates ``conv2d`` then ``max`` through a dense ``[B, l_q, m, m]`` gradient that is
 zero but for one channel per cell, and a full convolution backward over it. The max picks a single
@@ -59,6 +61,14 @@ class _MaxConv(torch.autograd.Function):
             windows = (grad * patches(x, k).reshape(-1, flat.shape[1])).to(flat.dtype)
             grad_weight = torch.zeros_like(flat).index_add(0, chosen, windows).view_as(weight)
         return grad_x, grad_weight
+
+
+def max_over_channels(q: torch.Tensor, dim: int) -> torch.Tensor:
+    """``max`` over ``dim`` (kept). Without autograd, ``amax`` (about 10x faster on CPU than ``max``,
+    which also finds the indices); with autograd, ``max``, whose backward saves only the indices."""
+    if torch.is_grad_enabled() and q.requires_grad:
+        return q.max(dim=dim, keepdim=True).values
+    return q.amax(dim=dim, keepdim=True)
 
 
 def max_conv(x: torch.Tensor, weight: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:

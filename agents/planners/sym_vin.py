@@ -7,7 +7,8 @@ import torch
 
 from .base import Planner
 from .group_conv import GroupConv, LiftingConv, group_elements
-from .vin import bound_value_kernel, max_over_channels
+from .max_conv import max_over_channels
+from .vin import bound_value_kernel
 
 
 class SymVIN(Planner):

@@ -9,15 +9,6 @@ from .base import Planner
 from .contraction import bound_kernel, check_below_one
 from .max_conv import max_conv
 
-
-def max_over_channels(q: torch.Tensor, dim: int) -> torch.Tensor:
-    """``max`` over ``dim`` (kept). Without autograd, ``amax`` (about 10x faster on CPU than ``max``,
-    which also finds the indices); with autograd, ``max``, whose backward saves only the indices."""
-    if torch.is_grad_enabled() and q.requires_grad:
-        return q.max(dim=dim, keepdim=True).values
-    return q.amax(dim=dim, keepdim=True)
-
-
 #: VIN's default ``value_bound`` in implicit mode: a max-norm contraction factor (value iteration's discount)
 DEFAULT_VALUE_BOUND = 0.99
 
