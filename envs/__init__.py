@@ -62,8 +62,10 @@ ENVS: dict[str, EnvInfo] = {
         "idplan.envs.control:CartPoleEnv", 200, control_task="cartpole", starts=("down", "up")
     ),
 }
+"""What the library knows of each environment it registers, by environment id."""
 
-ENV_IDS = tuple(ENVS)  # the environments idplan registers
+ENV_IDS = tuple(ENVS)
+"""The ids of the environments idplan registers with Gymnasium."""
 
 for _env_id, _info in ENVS.items():
     if _env_id not in registry:

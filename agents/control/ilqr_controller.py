@@ -19,22 +19,26 @@ from torch import nn
 from ...envs import CONTROL_TASKS
 from ...solvers import TrajectorySolution, ilqr
 
-SWING_UP_HORIZON = {"pendulum": 20, "cartpole": 30}  # MPC horizons that swing each env up (examples/mpc_swingup.py)
+SWING_UP_HORIZON = {"pendulum": 20, "cartpole": 30}
+"""The MPC horizon that swings each control task up, by task name (``examples/mpc_swingup.py``)."""
 
 
 class ILQRController(nn.Module):
     """iLQR over a model ``dynamics(x, u, params)`` / ``cost(x, u, params)`` with learnable fields of ``params``.
 
     Args:
-        dynamics, cost: pure functions of observation ``[..., n]``, control ``[..., m]`` and a params
-            dataclass (e.g. :func:`idplan.envs.control.pendulum.observation_dynamics` and ``cost``).
+        dynamics: a pure function of observation ``[..., n]``, control ``[..., m]`` and a params
+            dataclass (e.g. :func:`idplan.envs.control.pendulum.observation_dynamics`).
+        cost: a pure function of the same arguments (e.g. :func:`idplan.envs.control.pendulum.cost`).
         params: the parameter dataclass (initial values of the learned fields).
         learn: names of fields to learn; they are stored as ``log`` of their value (all must be > 0).
         horizon: ``T``, the number of planned controls.
         bound: symmetric control bound (``None``: unbounded).
         adjoint: how plans are differentiated: ``"riccati"`` (exact, the default), ``"last_layer"``,
             ``"unrolled"`` or an adjoint object (see :func:`idplan.solvers.ilqr`).
-        max_iter, hessian, tol: passed to :func:`idplan.solvers.ilqr`.
+        max_iter: passed to :func:`idplan.solvers.ilqr`.
+        hessian: passed to :func:`idplan.solvers.ilqr`.
+        tol: passed to :func:`idplan.solvers.ilqr`.
         to_state: maps observations to the env's state coordinates (for drawing plans).
     """
 

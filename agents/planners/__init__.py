@@ -16,6 +16,7 @@ PLANNERS: dict[str, type[Planner]] = {
     "conv_gppn": ConvGPPN,
     "gppn": GPPN,
 }
+"""The planner classes by the names :func:`make_planner` and the command line take."""
 
 
 def make_planner(name: str, **kwargs: Any) -> Planner:

@@ -36,6 +36,8 @@ from ...solvers import (
 )
 
 MODES = ("implicit", "explicit")
+"""A planner's two modes: ``"implicit"`` (the fixed point, solved and differentiated implicitly) and
+``"explicit"`` (a fixed number of unrolled steps, differentiated by autograd)."""
 PADDINGS = ("zeros", "circular")
 State = Any  # a tensor [B, c, m, m] or a tuple of them
 
@@ -125,7 +127,7 @@ class Planner(nn.Module):
     The defaults make the implicit gradient exact up to the tolerances on a planner whose step
     contracts: forward and adjoint run to tolerance, with caps that grow with the map.
     ``benchmarks/gradient_quality.py`` measures the cosine to the exact float64 gradient on
-    trained checkpoints. :class:`~idplan.agents.gated_vin.GatedVIN` contracts by construction;
+    trained checkpoints. :class:`~idplan.agents.GatedVIN` contracts by construction;
     VIN and SymVIN do with ``value_bound``, ConvGPPN and GPPN with ``contractive`` (both on by
     default in implicit mode).
     """

@@ -31,7 +31,8 @@ class GatedVIN(Planner):
     Args:
         discount: ``gamma`` in (0, 1), the contraction factor.
         hidden: channels of the encoder's hidden layer.
-        Other arguments: see :class:`~idplan.agents.planners.Planner` (``actions``: 4 or 8 moves).
+        **kwargs (Any): the other arguments: see :class:`~idplan.agents.planners.Planner` (``actions``:
+            4 or 8 moves).
     """
 
     # with factor 0.99 a residual of 1e-4 leaves the iterate up to 1e-2 from the fixed point: the

@@ -8,7 +8,7 @@ Both come in two forms that share the constructor's other options:
 - ``contractive`` (default in implicit mode): the gates read only the reward map ``r`` (so they
   are computed once per solve), the update / forget gate is capped at ``max_gate < 1``, and the
   kernels that read the state are L1-bounded by ``state_bound < 1``
-  (:class:`~idplan.agents.contraction.KernelL1Bound`). The step is then a max-norm contraction
+  (:class:`~idplan.agents.planners.contraction.KernelL1Bound`). The step is then a max-norm contraction
   with factor at most ``1 - (1 - max_gate)(1 - state_bound)`` for any weights.
 """
 

@@ -29,10 +29,11 @@ class SymVIN(Planner):
         group: ``"D4"`` (default) or ``"C4"``.
         hidden: regular fields of the encoder (default 16: 128 channels for D4).
         q_channels: regular Q fields (default 16).
-        value_bound: as :class:`~idplan.agents.vin.VIN`'s: a bound below 1 on the L1 norm of each Q
+        value_bound: as :class:`~idplan.agents.VIN`'s: a bound below 1 on the L1 norm of each Q
             field's value kernel makes the step a contraction; ``"auto"`` (default): 0.99 in
             implicit mode, unbounded in explicit mode.
-        Other arguments: see :class:`~idplan.agents.planners.Planner` (``actions`` must be 4).
+        **kwargs (Any): the other arguments: see :class:`~idplan.agents.planners.Planner` (``actions``
+            must be 4).
     """
 
     def __init__(

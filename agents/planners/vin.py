@@ -15,7 +15,7 @@ DEFAULT_VALUE_BOUND = 0.99
 
 def bound_value_kernel(conv: nn.Module, value_bound: float | None | str, mode: str) -> float | None:
     """Bound the L1 norm of each Q channel's value kernel (input 1 of a ``[out, 2, ...]`` weight)
-    by ``value_bound`` (:class:`~idplan.agents.contraction.KernelL1Bound`); ``"auto"``:
+    by ``value_bound`` (:class:`~idplan.agents.planners.contraction.KernelL1Bound`); ``"auto"``:
     :data:`DEFAULT_VALUE_BOUND` in implicit mode, none in explicit. Returns the bound applied.
 
     With a bound below 1 the step ``v' = max(W_r * r + W_v * v)`` is a contraction in the max

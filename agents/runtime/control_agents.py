@@ -69,7 +69,7 @@ class MPCAgent(Agent):
 
 class PixelMPCAgent(MPCAgent):
     """Receding-horizon iLQR from pixels: ``act(frames)`` encodes the ``[F, H, W]`` frame stack to
-    an observation and plans from it (warm-started as :class:`~idplan.agents.control.MPCAgent`)."""
+    an observation and plans from it (warm-started as :class:`~idplan.agents.MPCAgent`)."""
 
     def __init__(
         self,

@@ -72,7 +72,7 @@ class MappedPlannerAgent(PlannerAgent):
     observations (``idplan/MiniWorldNav-v0``'s panoramas, say) and the goal map, never the true map.
 
     Args:
-        model: the mapper and planner.
+        model (MappedPlanner): the mapper and planner.
         observation_key: the observation entry the mapper reads (``"panoramas"``).
         device: where the model runs.
     """

@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,6 +171,7 @@ _records: dict[str, dict[str, Any]] = {}
 API_SOURCE = ROOT / "build" / "docs-src"
 
 
+@event_priority(100)  # before mkdocstrings' on_config, which fixes its search paths (dropping missing ones)
 def on_config(config: Any) -> Any:
     """Lay out ``idplan/{envs,agents,solvers}`` as links to the top-level folders (what
     ``[tool.setuptools.package-dir]`` does at install time) so mkdocstrings reads the sources. A

@@ -27,7 +27,12 @@ import numpy as np
 
 from .._checks import check_int
 
-NONE, DISC, RECTANGLE = 0, 1, 2
+NONE = 0
+"""Obstacle kind 0: a padding row, no obstacle."""
+DISC = 1
+"""Obstacle kind 1: a disc of centre ``(x, y)`` and radius ``a`` (the row ``(kind, x, y, a, b)``)."""
+RECTANGLE = 2
+"""Obstacle kind 2: an axis-aligned rectangle of centre ``(x, y)`` and half-sizes ``(a, b)``."""
 OBSTACLE_FIELDS = 5  # kind, x, y, a, b
 
 

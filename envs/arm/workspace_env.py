@@ -12,6 +12,7 @@ from .cspace_env import ArmCSpaceEnv
 from .geometry import workspace_images
 
 WORKSPACE_PIXELS = 96
+"""The default side, in pixels, of :class:`ArmWorkspaceEnv`'s workspace image."""
 
 
 class ArmWorkspaceEnv(ArmCSpaceEnv):

@@ -34,6 +34,7 @@ CONTROL_TASKS: dict[str, ControlTask] = {
     "pendulum": ControlTask(pendulum, PendulumParams, "max_torque"),
     "cartpole": ControlTask(cartpole, CartPoleParams, "max_force"),
 }
+"""The control tasks by name (``"pendulum"``, ``"cartpole"``), as a model-based controller looks them up."""
 
 __all__ = [
     "CONTROL_TASKS",

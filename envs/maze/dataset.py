@@ -27,8 +27,10 @@ from .shortest_paths import bfs_distances, check_maps, optimal_actions, pick_act
 
 FORMAT = "idplan-maze-dataset-v1"
 SPLITS = ("train", "valid", "test")
+"""The names of a dataset's splits, in order."""
 COMMUNITY_KEYS = {"train": (0, 1, 2), "valid": (3, 4, 5), "test": (6, 7, 8)}
-IGNORE_INDEX = -100  # the action target on cells without a label (torch's cross-entropy default)
+IGNORE_INDEX = -100
+"""The action target on cells without a label (torch's cross-entropy default ``ignore_index``)."""
 TASK_FIELDS = ("free", "goals", "distances", "optimal", "actions")  # a MazeDataset's per-task arrays
 
 

@@ -15,8 +15,11 @@ from .shortest_paths import bfs_distances
 from .transition import grid_step, move_offsets
 
 STEP_REWARD = -0.01
+"""GridMaze's reward for each step (reaching the goal gives :data:`GOAL_REWARD` instead)."""
 BUMP_PENALTY = -0.1
+"""Added to the step reward for a move into an obstacle or off the map."""
 GOAL_REWARD = 1.0
+"""The reward of the step that reaches the goal."""
 
 
 class GridMazeEnv(gym.Env):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 GENERATORS = ("maze", "obstacles")
+"""The map generators of :func:`generate_maps`: ``"maze"`` (GPPN's depth-first backtracker maze with
+some interior walls removed) and ``"obstacles"`` (VIN's random rectangular obstacles)."""
 
 
 def generate_maps(n: int, size: int, rng: np.random.Generator, generator: str = "maze") -> np.ndarray:

@@ -81,7 +81,8 @@ class MazeRenderer:
 
         Args:
             free: ``[m, m]`` bool map.
-            goal, position: ``(row, column)`` cells.
+            goal: the goal's ``(row, column)`` cell.
+            position: the agent's ``(row, column)`` cell.
             trail: visited cells in order, drawn as a polyline (broken where it jumps, as across
                 the seam of a torus).
             values: optional ``[m, m]`` value map, drawn as a heat map over free cells.

@@ -21,6 +21,7 @@ import torch
 from .transition import grid_neighbours, grid_step
 
 UNREACHABLE = -1
+"""The distance :func:`bfs_distances` gives obstacles and free cells with no path to the goal."""
 
 
 def check_maps(free: np.ndarray, name: str = "free") -> np.ndarray:

@@ -18,8 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-MOVES_4 = ((-1, 0), (0, -1), (1, 0), (0, 1))  # N, W, S, E as (row, column) offsets
-MOVES_8 = MOVES_4 + ((-1, -1), (1, -1), (1, 1), (-1, 1))  # then NW, SW, SE, NE
+MOVES_4 = ((-1, 0), (0, -1), (1, 0), (0, 1))
+"""The four moves N, W, S, E as ``(row, column)`` offsets, in action order."""
+MOVES_8 = MOVES_4 + ((-1, -1), (1, -1), (1, 1), (-1, 1))
+"""The eight moves: :data:`MOVES_4`, then NW, SW, SE, NE."""
 # grid_step's offset tables: one row per action, then a last (0, 0) row for actions outside the move set
 _STEP_OFFSETS = {4: np.array(MOVES_4 + ((0, 0),)), 8: np.array(MOVES_8 + ((0, 0),))}
 
@@ -33,7 +35,13 @@ def move_offsets(moves: int) -> tuple[tuple[int, int], ...]:
     raise ValueError(f"moves must be 4 or 8, got {moves!r}")
 
 
-def grid_step(free, cells, actions, moves: int = 4, torus: bool = False):
+def grid_step(
+    free: np.ndarray | torch.Tensor,
+    cells: np.ndarray | torch.Tensor,
+    actions: int | np.ndarray | torch.Tensor,
+    moves: int = 4,
+    torus: bool = False,
+) -> np.ndarray | torch.Tensor:
     """The cell each walker reaches with its action, for any number of walkers on a batch of maps.
 
     Cells are flat indices into ``free.reshape(-1)``: cell ``(row, column)`` of map ``k`` (the
@@ -50,8 +58,9 @@ def grid_step(free, cells, actions, moves: int = 4, torus: bool = False):
         torus: the maps wrap around at their edges.
 
     Returns:
-        The flat indices of the cells reached, in the broadcast shape of ``cells`` and ``actions`` and the
-        array type (and device) of ``cells``. A cell equal to the one it left is a bump (or a stay).
+        The flat indices of the cells reached, in the broadcast shape of ``cells`` and ``actions`` and
+            the array type (and device) of ``cells``. A cell equal to the one it left is a bump (or a
+            stay).
     """
     m = free.shape[-1]
     if free.ndim < 2 or free.shape[-2] != m:

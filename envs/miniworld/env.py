@@ -17,7 +17,9 @@ from .._checks import check_int
 from ..maze.env import GridMazeEnv
 
 SYSTEM_PACKAGES = "libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri libglu1-mesa"
-VIEWS = 4  # N, W, S, E
+"""The Debian/Ubuntu packages MiniWorld needs to render headless through Mesa's EGL (``apt-get install``)."""
+VIEWS = 4
+"""The views of a panorama, one per direction: N, W, S, E."""
 
 
 def load_maze_world():

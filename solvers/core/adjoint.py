@@ -33,6 +33,7 @@ LINEAR_SOLVERS: dict[str, Callable[[], Any]] = {
     "gmres": GMRES,
     "dense": Dense,
 }
+"""The linear solvers of the adjoint system by name (``ImplicitAdjoint(linear_solver="gmres")``)."""
 
 
 def make_linear_solver(name_or_solver: Any) -> Any:
@@ -68,7 +69,8 @@ class ImplicitAdjoint:
             ``"cg_normal"``, ``"gmres"``, ``"dense"``: the naive IFT, a direct solve) or a solver object.
         max_iter: cap on backward iterations (``K_bwd``); ``None``: to tolerance, within
             ``DEFAULT_BACKWARD_ITERATIONS`` (100).
-        atol, rtol: backward tolerances.
+        atol: absolute backward tolerance.
+        rtol: relative backward tolerance.
         throw: raise :class:`ConvergenceError` when the backward fails (``None``: raise unless
             ``max_iter`` was given).
         warn: when not raising, whether to warn; ``False`` suits a deliberately fixed budget:
@@ -166,6 +168,7 @@ ADJOINTS: dict[str, Callable[[], Any]] = {
     "phantom": PhantomAdjoint,
     "one_step": PhantomAdjoint,
 }
+"""The adjoints by the names the entry points take (``adjoint="implicit"``)."""
 
 
 def make_adjoint(name_or_adjoint: Any, registry: dict[str, Callable[[], Any]] = ADJOINTS) -> Any:

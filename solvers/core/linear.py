@@ -1,8 +1,8 @@
 """Krylov solvers for the adjoint system ``A^T w = v`` (``A = dF/dz`` at the solution).
 
-Each works matrix-free on a :class:`~idplan.solvers.forward.LinearOperator`, batched over ``[B, N]``
-with per-sample stopping through the :class:`~idplan.solvers._tracker.Tracker`. The nonlinear
-solvers of :mod:`idplan.solvers.forward` (forward iteration, Anderson, Broyden) solve the same
+Each works matrix-free on a :class:`~idplan.solvers.LinearOperator`, batched over ``[B, N]``
+with per-sample stopping through the :class:`~idplan.solvers.Tracker`. The nonlinear
+solvers of :mod:`idplan.solvers.core.forward` (forward iteration, Anderson, Broyden) solve the same
 system too; these are the choices for root and argmin problems, where ``A`` is not ``I - J``.
 """
 

@@ -32,6 +32,7 @@ SOLVERS: dict[str, Callable[[], Any]] = {
     "broyden": Broyden,
     "newton": Newton,
 }
+"""The forward solvers by the names the entry points take (``solver="anderson"``)."""
 
 
 def make_solver(name_or_solver: Any) -> Any:
@@ -76,7 +77,8 @@ def fixed_point(
             (:class:`ForwardIteration`, :class:`Anderson`, ...) or a callable ``(f, z0, args) -> z``.
         adjoint: ``"implicit"``, ``"unrolled"``, ``"phantom"`` or an adjoint object.
         max_iter: cap on forward iterations.
-        atol, rtol: per-sample tolerances (>= 0, at least one positive).
+        atol: absolute per-sample tolerance (>= 0; ``atol`` and ``rtol`` not both 0).
+        rtol: relative per-sample tolerance (>= 0).
         throw: on failure (``max_iter`` reached, divergence, NaN) raise :class:`ConvergenceError`;
             if False, warn with :class:`NonConvergenceWarning` and return a flagged solution.
         return_best: return each sample's lowest-residual iterate instead of its last.

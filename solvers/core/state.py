@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 State = torch.Tensor | tuple | list
+"""A solver state: a tensor ``[B, ...]`` or a (nested) tuple or list of such tensors."""
 
 
 @dataclass(frozen=True)

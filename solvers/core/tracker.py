@@ -19,9 +19,10 @@ class Tracker:
 
     Args:
         max_iter: cap on the number of steps.
-        atol, rtol: a sample has converged when ``||F(z)|| <= atol + rtol * ||scale||`` where
-            ``scale`` is ``z`` itself, or the fixed ``scale`` tensor passed here (a linear solve's
-            right-hand side).
+        atol: absolute tolerance: a sample has converged when ``||F(z)|| <= atol + rtol * ||scale||``
+            where ``scale`` is ``z`` itself, or the fixed ``scale`` tensor passed here (a linear
+            solve's right-hand side).
+        rtol: relative tolerance (see ``atol``).
         divergence_factor: a sample whose residual exceeds this times its starting residual is
             declared diverged.
         check_every: how often (in steps) the loop may synchronise with the host to stop early.

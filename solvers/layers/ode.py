@@ -56,8 +56,10 @@ def backward_euler(
             :class:`~idplan.solvers.ImplicitAdjoint` of your own (``linear_solver="gmres"``,
             ``"dense"``: the naive IFT, ...; a ``max_iter`` you give warns on a miss instead), or
             ``"unrolled"`` (autograd through each step's iterations).
-        max_iter, rtol, atol: each step's forward budget and tolerance (default: the dtype's reach,
+        max_iter: each step's forward budget.
+        rtol: each step's forward relative tolerance (default: the dtype's reach,
             :func:`~idplan.solvers.default_tolerances`).
+        atol: each step's forward absolute tolerance (default: likewise).
 
     Raises:
         ValueError: bad shapes or ``dt``/``steps``; ``ConvergenceError`` naming the step that failed.

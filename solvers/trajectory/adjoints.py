@@ -78,6 +78,7 @@ TRAJECTORY_ADJOINTS: dict[str, Callable[[], Any]] = {
     "last_layer": LastLayerAdjoint,
     "unrolled": UnrolledAdjoint,
 }
+"""The adjoints of :func:`ilqr` and :func:`lqr` by the names they take (``adjoint="riccati"``)."""
 
 
 def make_trajectory_adjoint(name_or_adjoint: Any) -> Any:

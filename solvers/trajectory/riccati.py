@@ -63,7 +63,8 @@ def box_qp(
     Args:
         H: ``[B, m, m]`` symmetric positive definite.
         g: ``[B, m]``.
-        lower, upper: ``[B, m]`` bounds (``-inf``/``inf`` allowed), ``lower <= upper``.
+        lower: ``[B, m]`` lower bounds (``-inf`` allowed), ``lower <= upper``.
+        upper: ``[B, m]`` upper bounds (``inf`` allowed).
         max_iter: cap on Newton steps (an active set of size ``m`` needs at most about ``m + 1``).
 
     Returns:

@@ -161,8 +161,8 @@ def ilqr(
     x_init: torch.Tensor,
     u_init: torch.Tensor,
     *,
-    lower=None,
-    upper=None,
+    lower: float | torch.Tensor | None = None,
+    upper: float | torch.Tensor | None = None,
     adjoint: Any = "riccati",
     max_iter: int = 100,
     tol: float | None = None,
@@ -179,7 +179,8 @@ def ilqr(
         cost: ``g(x [B, n], u [B, m]) -> [B]``, likewise; twice differentiable.
         x_init: ``[B, n]`` initial states.
         u_init: ``[T, B, m]`` initial controls (the horizon; a warm start).
-        lower, upper: control bounds broadcastable to ``[T, B, m]`` (``None``: unbounded).
+        lower: lower control bounds, broadcastable to ``[T, B, m]`` (``None``: unbounded).
+        upper: upper control bounds, likewise.
         adjoint: how the solution is differentiated (module docstring): :class:`RiccatiAdjoint`
             (``"riccati"``, default), ``ImplicitAdjoint(linear_solver=...)`` (``"implicit"``: a
             Krylov solve of the same system), :class:`LastLayerAdjoint` (``"last_layer"``) or
@@ -232,8 +233,8 @@ def lqr(
     F: torch.Tensor,
     f: torch.Tensor,
     *,
-    lower=None,
-    upper=None,
+    lower: float | torch.Tensor | None = None,
+    upper: float | torch.Tensor | None = None,
     u_init: torch.Tensor | None = None,
     adjoint: Any = "riccati",
     max_iter: int = 50,
@@ -248,10 +249,17 @@ def lqr(
 
     Args:
         x_init: ``[B, n]``.
-        C: ``[T, B, N, N]`` symmetric, ``c``: ``[T, B, N]`` with ``N = n + m``.
-        F: ``[T-1, B, n, N]``, ``f``: ``[T-1, B, n]``.
-        lower, upper, adjoint, max_iter, tol, throw: as in :func:`ilqr`.
+        C: ``[T, B, N, N]`` symmetric, with ``N = n + m``.
+        c: ``[T, B, N]``.
+        F: ``[T-1, B, n, N]``.
+        f: ``[T-1, B, n]``.
+        lower: as in :func:`ilqr`.
+        upper: as in :func:`ilqr`.
         u_init: ``[T, B, m]`` warm start (default zeros).
+        adjoint: as in :func:`ilqr`.
+        max_iter: as in :func:`ilqr`.
+        tol: as in :func:`ilqr`.
+        throw: as in :func:`ilqr`.
     """
     if C.dim() != 4 or c.dim() != 3 or F.dim() != 4 or f.dim() != 3:
         raise ValueError(
