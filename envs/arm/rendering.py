@@ -2,7 +2,8 @@
 
 Left: the ``[-1, 1]^2`` workspace with the obstacles, the arm at its current configuration, the
 goal pose as a translucent ghost and the trail of the end effector. Right: the C-space map (as a
-maze frame: free and colliding configurations, the goal, the path, any value/policy overlay).
+maze frame: free and colliding configurations, the goal, the path, any value/policy overlay, and the
+value legend under it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ GAP = 8  # pixels between the two panels
 
 
 class ArmRenderer:
-    """Draws ``[panel, 2 * panel + GAP, 3]`` frames of an arm task.
+    """Draws ``[panel + LEGEND_HEIGHT, 2 * panel + GAP, 3]`` frames of an arm task (the C-space
+    panel's value legend under it).
 
     Args:
         bins: bins per joint of the C-space.
@@ -33,7 +35,7 @@ class ArmRenderer:
         self.bins, self.geometry = bins, geometry
         self.cspace = MazeRenderer(bins, cell=max(4, panel // bins))
         self.panel = self.cspace.pixels
-        self.surface = self.pygame.Surface((2 * self.panel + GAP, self.panel))
+        self.surface = self.pygame.Surface((2 * self.panel + GAP, self.cspace.surface.get_height()))
         self.workspace = self.pygame.Surface((self.panel, self.panel), self.pygame.SRCALPHA)
 
     def _pixel(self, point) -> tuple[float, float]:
@@ -45,8 +47,9 @@ class ArmRenderer:
         elbow, tip = forward_kinematics(bins_to_angles(cell, self.bins), self.geometry)
         return [self._pixel((0.0, 0.0)), self._pixel(elbow), self._pixel(tip)]
 
-    def draw(self, obstacles, free, goal, position, trail=(), values=None, policy=None):
-        """Draw one frame; ``obstacles [K, 5]``, ``free [bins, bins]``, cells as ``(q1 bin, q2 bin)``."""
+    def draw(self, obstacles, free, goal, position, trail=(), values=None, policy=None, value_label="value"):
+        """Draw one frame; ``obstacles [K, 5]``, ``free [bins, bins]``, cells as ``(q1 bin, q2 bin)``;
+        the overlays as :meth:`MazeRenderer.draw`'s."""
         pg = self.pygame
         scale = self.panel / (2 * self.geometry.extent)
         ws = self.workspace
@@ -74,7 +77,8 @@ class ArmRenderer:
         self.surface.fill((255, 255, 255))
         self.surface.blit(ws, (0, 0))
         self.surface.blit(
-            self.cspace.draw(free, goal, position, trail, values=values, policy=policy), (self.panel + GAP, 0)
+            self.cspace.draw(free, goal, position, trail, values=values, policy=policy, value_label=value_label),
+            (self.panel + GAP, 0),
         )
         return self.surface
 

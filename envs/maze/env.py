@@ -70,7 +70,9 @@ class GridMazeEnv(gym.Env):
     - ``render_mode``: ``None``, ``"human"`` (a pygame window) or ``"rgb_array"``.
 
     Rendering needs pygame (``pip install "idplan[render]"``). An agent may draw its value map and
-    policy on the frames with :meth:`set_overlay`.
+    policy on the frames with :meth:`set_overlay`; :meth:`true_overlay` is the task's own value map
+    (minus the shortest-path steps to the goal). A legend strip under the map names the value map
+    and gives its colour bar's minimum and maximum.
 
     ## Version History
     - v0: initial version.
@@ -115,7 +117,7 @@ class GridMazeEnv(gym.Env):
         self.free: np.ndarray | None = None
         self._renderer = None
         self._window = None
-        self._overlay: dict[str, np.ndarray | None] = {"values": None, "policy": None}
+        self._overlay: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ episode
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -254,19 +256,32 @@ class GridMazeEnv(gym.Env):
         return row, col
 
     # ------------------------------------------------------------------ rendering
-    def set_overlay(self, values: np.ndarray | None = None, policy: np.ndarray | None = None) -> None:
-        """Draw an agent's value map (``[m, m]``, heat map) and/or policy (``[m, m]`` actions or
-        ``[moves, m, m]`` scores, arrows) on the following frames, until the next reset."""
+    def set_overlay(
+        self, values: np.ndarray | None = None, policy: np.ndarray | None = None, value_label: str = "value"
+    ) -> None:
+        """Draw an agent's value map (``[m, m]``, heat map; its legend names it ``value_label``) and/or
+        policy (``[m, m]`` actions or ``[moves, m, m]`` scores, arrows) on the following frames, until
+        the next reset."""
         m = self.size
         if values is not None and np.shape(values) != (m, m):
             raise ValueError(f"values must be [{m}, {m}], got {np.shape(values)}")
         if policy is not None and np.shape(policy) not in ((m, m), (self.moves, m, m)):
             raise ValueError(f"policy must be [{m}, {m}] or [{self.moves}, {m}, {m}], got {np.shape(policy)}")
-        self._overlay = {"values": values, "policy": policy}
+        self._overlay = {"values": values, "policy": policy, "value_label": value_label}
 
     def clear_overlay(self) -> None:
         """Remove the value and policy overlays."""
-        self._overlay = {"values": None, "policy": None}
+        self._overlay = {}
+
+    def true_overlay(self) -> dict[str, Any]:
+        """The task's own value map, for :meth:`set_overlay`: ``values [m, m]`` float, minus the
+        shortest-path steps from each cell to the goal (the exact Bellman fixed point with unit step
+        costs; NaN on obstacles and cells with no path), and its ``value_label``. It depends on the
+        task alone, not on any agent."""
+        if self.free is None:
+            raise RuntimeError(f"{type(self).__name__}: call reset() before true_overlay()")
+        values = np.where(self.distance >= 0, -self.distance, np.nan).astype(np.float64)
+        return {"values": values, "value_label": "true value (-steps)"}
 
     def render(self):
         """The current frame: ``[H, W, 3]`` uint8 in ``"rgb_array"`` mode; drawn in a window in ``"human"``."""

@@ -149,10 +149,10 @@ class MiniWorldNavEnv(GridMazeEnv):
         return {**super()._info(bumped), "map": (~self.free).astype(np.int8)}
 
     # ------------------------------------------------------------------ rendering
-    def set_overlay(self, values=None, policy=None, occupancy: np.ndarray | None = None) -> None:
+    def set_overlay(self, values=None, policy=None, value_label="value", occupancy: np.ndarray | None = None) -> None:
         """GridMaze's value/policy overlay, drawn on ``occupancy`` (``[m, m]`` obstacle
         probabilities an agent predicts, shown thresholded at 0.5) instead of the true map when given."""
-        super().set_overlay(values, policy)
+        super().set_overlay(values, policy, value_label)
         if occupancy is not None and np.shape(occupancy) != (self.size, self.size):
             raise ValueError(f"occupancy must be [{self.size}, {self.size}], got {np.shape(occupancy)}")
         self._overlay_occupancy = None if occupancy is None else np.asarray(occupancy)

@@ -15,6 +15,7 @@ from idplan.agents.training import TrainConfig, TrainingDiverged, train_planner
 from idplan.agents.training.checkpoints import build_planner, load_checkpoint, planner_config, save_checkpoint
 from idplan.agents.training.evaluation import evaluate_planner, rollout_metrics
 from idplan.envs import GridMazeEnv, MazeTorchDataset, generate_splits
+from idplan.envs.maze.rendering import LEGEND_HEIGHT
 from idplan.solvers import jacobian_frobenius_sq
 
 COMMUNITY_FILE = Path(__file__).resolve().parents[3] / "shared" / "data" / "diffplan_m15_4abs-cc_10k.npz"
@@ -166,9 +167,9 @@ def test_planner_agent_acts_in_the_env_and_draws_its_plan():
     drawn = env.render()
     env.unwrapped.clear_overlay()
     bare = env.render()  # the same state without the overlay
-    cell = bare.shape[0] // 9
-    assert bare.shape == drawn.shape == (9 * cell, 9 * cell, 3)
-    changed = (drawn != bare).any(-1).reshape(9, cell, 9, cell).any((1, 3))  # per map cell
+    cell = bare.shape[1] // 9
+    assert bare.shape == drawn.shape == (9 * cell + LEGEND_HEIGHT, 9 * cell, 3)  # the map above its legend
+    changed = (drawn[: 9 * cell] != bare[: 9 * cell]).any(-1).reshape(9, cell, 9, cell).any((1, 3))  # per map cell
     free = env.unwrapped.free
     assert changed[free].all()  # the value heat map and the arrows cover every free cell
 

@@ -13,6 +13,7 @@ from idplan.agents.runtime.planner_agents import MappedPlannerAgent
 from idplan.agents.training import evaluate_mapped, mapper_metrics, train_mapper
 from idplan.agents.training.imitation import TrainConfig
 from idplan.envs import generate_dataset
+from idplan.envs.maze.rendering import LEGEND_HEIGHT
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_mapped_planner_agent_acts_and_draws_its_map(nav_data):
     assert 0 <= action < 4 and agent.occupancy.shape == (7, 7)
     agent.draw_on(env)
     frame = env.render()
-    assert frame.shape == (240, 3 * 240 + 16, 3)
+    assert frame.shape == (240 + LEGEND_HEIGHT, 3 * 240 + 16, 3)
     env.step(action)
     assert np.array_equal(frame.shape, env.render().shape)
     env.close()

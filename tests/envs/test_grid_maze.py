@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 
 import idplan.envs  # noqa: F401  (registers the environments)
 from idplan.envs import BUMP_PENALTY, GOAL_REWARD, STEP_REWARD, GridMazeEnv, optimal_actions
+from idplan.envs.maze.rendering import LEGEND_HEIGHT
 
 CONFIGS = [(moves, generator) for moves in (4, 8) for generator in ("maze", "obstacles")]
 
@@ -167,7 +168,7 @@ def test_rgb_array_frames_and_overlays():
     env = GridMazeEnv(size=11, render_mode="rgb_array")
     env.reset(seed=0)
     plain = env.render()
-    assert plain.shape[2] == 3 and plain.dtype == np.uint8 and plain.shape[0] == plain.shape[1]
+    assert plain.shape[2] == 3 and plain.dtype == np.uint8 and plain.shape[0] == plain.shape[1] + LEGEND_HEIGHT
     values = -env.distance.astype(float)
     policy = optimal_actions(env.free[None], env.distance[None])[0].astype(float)
     env.set_overlay(values=values, policy=policy)
@@ -176,7 +177,9 @@ def test_rgb_array_frames_and_overlays():
     with pytest.raises(ValueError, match="values"):
         env.set_overlay(values=np.zeros((3, 3)))
     env.reset()
-    assert env._overlay == {"values": None, "policy": None}
+    assert env._overlay == {}
+    true = env.true_overlay()["values"]  # minus the steps to the goal, NaN where there is no path
+    assert np.array_equal(np.isnan(true), env.distance < 0) and true[env.goal] == 0 and np.nanmin(true) < 0
 
 
 def test_human_mode_opens_a_window_headless():
