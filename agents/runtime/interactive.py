@@ -1,9 +1,10 @@
 """``idplan play``: run an agent in an environment, in a pygame window or recorded to a GIF.
 
 Keys in the window: space pauses and resumes, the right arrow steps once (when paused), ``r`` resets,
-``v`` toggles the agent's overlay (a planner's value map and policy arrows, a controller's planned
-horizon), ``q`` or Esc quits. With ``record`` (or when there is no display) the frames go to a GIF
-through ``render_mode="rgb_array"`` instead.
+``v`` toggles the agent's overlay (a planner's value map and policy arrows, the expert's true value
+map and arrows, the true value map under a random agent, a controller's planned horizon; a value
+map comes with its legend), ``q`` or Esc quits. With ``record`` (or when there is no display) the
+frames go to a GIF through ``render_mode="rgb_array"`` instead.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def play(
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         agent.reset()
+        set_overlay(env, agent, shown)  # an overlay that needs no plan (the true value map) from the reset on
         total, steps, done = 0.0, 0, False
         if not human:  # the reset frame too
             frames.append(env.render())

@@ -51,7 +51,8 @@ class PlannerAgent(Agent):
         self._key = key
 
     def reset(self) -> None:
-        self._key = None
+        """Forget the plan (a new episode draws nothing until it plans)."""
+        self._key, self.logits, self.values = None, None, None
 
     def act(self, observation: dict[str, np.ndarray]) -> int:
         """The greedy action at the agent's position (the plan is cached per map and goal)."""
