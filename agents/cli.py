@@ -172,6 +172,12 @@ def _add_planner_options(p: argparse.ArgumentParser, planner: str, epochs: int, 
     p.add_argument("--seed", type=int, default=0, help="seed of the generated data and of the initial weights")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log metrics.csv's columns as TensorBoard scalars in OUT/tensorboard "
+        "(tensorboard --logdir OUT; pip install 'idplan[tensorboard]')",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help=f"reuse a non-empty --out: first delete the previous run's files there ({', '.join(RUN_FILES)})",

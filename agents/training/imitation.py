@@ -128,6 +128,7 @@ def train_planner(
     log_dir: str | Path | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    tensorboard: bool = False,
 ) -> list[dict[str, float]]:
     """Train ``planner`` by imitation (RMSprop, the papers' settings) on :func:`~.loop.fit`; returns
     one metrics dict per epoch.
@@ -136,7 +137,8 @@ def train_planner(
     times the Jacobian penalty, which pushes a learned step towards a contraction). The loop's rules
     hold (see :func:`~.loop.fit`): skipped steps for failed fixed points, adjoints that miss their
     tolerance and non-finite losses, :class:`TrainingDiverged`, ``metrics.jsonl``/``metrics.csv`` in
-    ``log_dir`` (which must not hold another run's metrics). Deterministic for a given
+    ``log_dir`` (which must not hold another run's metrics), with ``tensorboard`` also as TensorBoard
+    scalars in ``log_dir/tensorboard``. Deterministic for a given
     ``config.seed`` (data order and probes). ``on_epoch_end(row)`` is called with each epoch's
     metrics, validation included (e.g. to keep the best weights).
     """
@@ -179,6 +181,7 @@ def train_planner(
         evaluate=evaluate if valid is not None else None,
         on_epoch_end=[on_epoch_end] if on_epoch_end is not None else [],
         log_dir=log_dir,
+        tensorboard=tensorboard,
         desc="epoch",
         progress=progress,
         shown=("loss", "valid_success", "valid_optimal"),

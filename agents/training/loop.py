@@ -6,8 +6,9 @@ terminal only); gradient clipping; the skip rule (a step whose fixed point faile
 raised because it missed its tolerance, or whose loss or gradient is not finite takes no update, and
 is counted); :class:`TrainingDiverged` when most of an epoch's steps are skipped; the per-epoch
 metrics row (weighted means of the step metrics, skip counts, wall time, evaluation); the metrics
-files (``metrics.jsonl`` appended, ``metrics.csv`` replaced atomically); and the epoch-end callbacks
-(e.g. :class:`~idplan.agents.training.imitation.BestEpoch`).
+files (``metrics.jsonl`` appended, ``metrics.csv`` replaced atomically, optionally the same rows as
+TensorBoard scalars: :class:`MetricsLog`); and the epoch-end callbacks (e.g.
+:class:`~idplan.agents.training.imitation.BestEpoch`).
 
 Under a ``torch.distributed`` process group (:mod:`.distributed`) the same loop trains a
 ``DistributedDataParallel`` module: the ranks agree on every skip (so their parameters stay equal),
@@ -25,6 +26,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,7 @@ def fit(
     on_epoch_end: Sequence[Callable[[dict[str, float]], None]] = (),
     train_mode: Callable[[], None] | None = None,
     log_dir: str | Path | None = None,
+    tensorboard: bool = False,
     desc: str = "epoch",
     progress: bool = True,
     shown: Sequence[str] | None = None,
@@ -98,6 +101,8 @@ def fit(
         on_epoch_end: callbacks given each row, in order, after evaluation and logging.
         log_dir: with it, ``metrics.jsonl`` (one JSON row per epoch, appended) and ``metrics.csv``;
             a directory that already holds another run's ``metrics.jsonl`` is a ``ValueError``.
+        tensorboard: also write each row as TensorBoard scalars to ``log_dir/tensorboard`` (needs
+            ``log_dir`` and the tensorboard package; see :class:`MetricsLog`).
         desc: the progress bar's and the progress line's label.
         progress: progress bars and a line per epoch (on a terminal only).
         shown: the row's keys the progress line shows (``None``: all).
@@ -121,64 +126,67 @@ def fit(
             "DistributedDataParallel (training.distributed.data_parallel), or the ranks' gradients are not averaged"
         )
     progress = progress and distributed.is_main()
-    jsonl = _start_log(log_dir) if distributed.is_main() else None
-    history: list[dict[str, float]] = []
-    for epoch in range(1, epochs + 1):
-        (train_mode or module.train)()
-        start = time.perf_counter()
-        sums: dict[str, float] = {}
-        total_weight = 0.0
-        batches_seen = skipped = adjoint_failed_steps = 0
-        bar = progress_bar(batches(epoch), desc=f"{desc} {epoch}/{epochs}", leave=False, show=progress)
-        for batch in bar:
-            result = step(batch)
-            optimizer.zero_grad(set_to_none=True)
-            adjoint_failed = False
-            # an adjoint that stops short on a chosen budget: counted below; one that misses its
-            # tolerance: no exact gradient (a NaN one, so that the backward, DDP's all-reduces included, ends)
-            with warnings.catch_warnings(), defer_adjoint_failures() as adjoint_errors:
-                warnings.simplefilter("ignore", NonConvergenceWarning)
-                try:
-                    result.loss.backward()
-                except ConvergenceError:  # another adjoint solved to tolerance that missed it
-                    adjoint_failed = True
-            loss_value = float(result.loss.detach())
-            failed, adjoint_failed, bad_loss = distributed.agree(
-                [result.failed, adjoint_failed or bool(adjoint_errors), not math.isfinite(loss_value)]
-            )
-            if failed or adjoint_failed or bad_loss or not _clip(module, grad_clip):
-                skipped += 1
-                adjoint_failed_steps += adjoint_failed and not failed
-            else:
-                optimizer.step()
-            metrics = {**result.metrics, **(result.after_backward() if result.after_backward else {})}
-            for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + value * result.weight
-            total_weight += result.weight
-            batches_seen += 1
-            bar.set_postfix(loss=f"{loss_value:.3f}")
-        if batches_seen == 0:
-            raise ValueError(f"{desc} {epoch}: no batches to train on")
-        sums, total_weight = distributed.gather_sums(sums, total_weight)
-        row: dict[str, float] = {"epoch": epoch, **{k: v / total_weight for k, v in sums.items()}}
-        row["skipped_steps"] = skipped
-        row["adjoint_failed_steps"] = adjoint_failed_steps
-        row["train_seconds"] = time.perf_counter() - start
-        _warn_truncated_adjoint(epoch, row)
-        if stop_when_diverged:
-            _check_diverged(epoch, row, batches_seen, diverged_hint)
-        if evaluate is not None:
-            row.update(evaluate())
-        history.append(row)
-        for callback in on_epoch_end:
-            callback(row)
-        if progress:
-            keys = [k for k in row if k not in ("epoch", "train_seconds")] if shown is None else shown
-            values = {k: round(row[k], 4) for k in keys if k in row}
-            tqdm.write(f"{desc} {epoch}: {values}  ({row['train_seconds']:.1f} s)")
-        if jsonl is not None:
-            _log(jsonl, history)
-    return history
+    if tensorboard and log_dir is None:
+        raise ValueError(f"{desc}: tensorboard=True needs a log_dir to write the event files to")
+    log = MetricsLog(log_dir, tensorboard) if log_dir is not None and distributed.is_main() else None
+    with log if log is not None else nullcontext():
+        history: list[dict[str, float]] = []
+        for epoch in range(1, epochs + 1):
+            (train_mode or module.train)()
+            start = time.perf_counter()
+            sums: dict[str, float] = {}
+            total_weight = 0.0
+            batches_seen = skipped = adjoint_failed_steps = 0
+            bar = progress_bar(batches(epoch), desc=f"{desc} {epoch}/{epochs}", leave=False, show=progress)
+            for batch in bar:
+                result = step(batch)
+                optimizer.zero_grad(set_to_none=True)
+                adjoint_failed = False
+                # an adjoint that stops short on a chosen budget: counted below; one that misses its
+                # tolerance: no exact gradient (a NaN one, so that the backward, DDP's all-reduces included, ends)
+                with warnings.catch_warnings(), defer_adjoint_failures() as adjoint_errors:
+                    warnings.simplefilter("ignore", NonConvergenceWarning)
+                    try:
+                        result.loss.backward()
+                    except ConvergenceError:  # another adjoint solved to tolerance that missed it
+                        adjoint_failed = True
+                loss_value = float(result.loss.detach())
+                failed, adjoint_failed, bad_loss = distributed.agree(
+                    [result.failed, adjoint_failed or bool(adjoint_errors), not math.isfinite(loss_value)]
+                )
+                if failed or adjoint_failed or bad_loss or not _clip(module, grad_clip):
+                    skipped += 1
+                    adjoint_failed_steps += adjoint_failed and not failed
+                else:
+                    optimizer.step()
+                metrics = {**result.metrics, **(result.after_backward() if result.after_backward else {})}
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + value * result.weight
+                total_weight += result.weight
+                batches_seen += 1
+                bar.set_postfix(loss=f"{loss_value:.3f}")
+            if batches_seen == 0:
+                raise ValueError(f"{desc} {epoch}: no batches to train on")
+            sums, total_weight = distributed.gather_sums(sums, total_weight)
+            row: dict[str, float] = {"epoch": epoch, **{k: v / total_weight for k, v in sums.items()}}
+            row["skipped_steps"] = skipped
+            row["adjoint_failed_steps"] = adjoint_failed_steps
+            row["train_seconds"] = time.perf_counter() - start
+            _warn_truncated_adjoint(epoch, row)
+            if stop_when_diverged:
+                _check_diverged(epoch, row, batches_seen, diverged_hint)
+            if evaluate is not None:
+                row.update(evaluate())
+            history.append(row)
+            for callback in on_epoch_end:
+                callback(row)
+            if progress:
+                keys = [k for k in row if k not in ("epoch", "train_seconds")] if shown is None else shown
+                values = {k: round(row[k], 4) for k in keys if k in row}
+                tqdm.write(f"{desc} {epoch}: {values}  ({row['train_seconds']:.1f} s)")
+            if log is not None:
+                log.write(history)
+        return history
 
 
 def _clip(module: nn.Module, grad_clip: float | None) -> bool:
@@ -219,24 +227,61 @@ def _check_diverged(epoch: int, row: dict[str, float], batches: int, hint: str) 
         )
 
 
-def _start_log(log_dir: str | Path | None) -> Path | None:
-    if log_dir is None:
-        return None
-    jsonl = Path(log_dir) / "metrics.jsonl"
-    if jsonl.is_file() and jsonl.stat().st_size > 0:
-        raise ValueError(f"{jsonl} holds another run's metrics: log to an empty directory so that runs do not mix")
-    jsonl.parent.mkdir(parents=True, exist_ok=True)
-    jsonl.touch()
-    return jsonl
+TENSORBOARD_DIR = "tensorboard"  # the event files' folder in a log directory
 
 
-def _log(jsonl: Path, history: list[dict[str, float]]) -> None:
-    """Append the newest row to ``metrics.jsonl``; rewrite ``metrics.csv`` atomically."""
-    with jsonl.open("a") as file:
-        file.write(json.dumps(history[-1]) + "\n")
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(jsonl.with_name("metrics.csv"), buffer.getvalue())
+def summary_writer_class() -> type:
+    """``torch.utils.tensorboard.SummaryWriter``; a ``ValueError`` naming the extra to install where
+    the tensorboard package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError("--tensorboard needs the tensorboard package: pip install 'idplan[tensorboard]'") from None
+    return SummaryWriter
+
+
+class MetricsLog:
+    """A run's metrics files in ``log_dir``, one row per epoch: ``metrics.jsonl`` (appended),
+    ``metrics.csv`` (rewritten atomically) and, with ``tensorboard``, TensorBoard event files in
+    ``log_dir/tensorboard`` holding every column but ``epoch`` as a scalar of that name at step
+    ``epoch``. Refuses (``ValueError``) a directory that holds another run's metrics or events; a
+    context manager that closes the event file."""
+
+    def __init__(self, log_dir: str | Path, tensorboard: bool = False):
+        self.jsonl = Path(log_dir) / "metrics.jsonl"
+        events = Path(log_dir) / TENSORBOARD_DIR
+        if self.jsonl.is_file() and self.jsonl.stat().st_size > 0:
+            raise ValueError(
+                f"{self.jsonl} holds another run's metrics: log to an empty directory so that runs do not mix"
+            )
+        if tensorboard and any(events.glob("events.out.tfevents.*")):
+            raise ValueError(f"{events} holds another run's events: log to an empty directory so that runs do not mix")
+        writer = summary_writer_class() if tensorboard else None
+        self.jsonl.parent.mkdir(parents=True, exist_ok=True)
+        self.jsonl.touch()
+        self.writer = writer(str(events)) if writer is not None else None
+
+    def write(self, history: list[dict[str, float]]) -> None:
+        """Log the newest row of ``history`` (append to ``metrics.jsonl``, TensorBoard scalars);
+        rewrite ``metrics.csv`` with every row."""
+        row = history[-1]
+        with self.jsonl.open("a") as file:
+            file.write(json.dumps(row) + "\n")
+        keys = list(dict.fromkeys(k for r in history for k in r))
+        buffer = io.StringIO(newline="")
+        table = csv.DictWriter(buffer, fieldnames=keys)
+        table.writeheader()
+        table.writerows(history)
+        atomic_write_text(self.jsonl.with_name("metrics.csv"), buffer.getvalue())
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    self.writer.add_scalar(key, value, global_step=int(row["epoch"]))
+            self.writer.flush()
+
+    def __enter__(self) -> MetricsLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.writer is not None:
+            self.writer.close()

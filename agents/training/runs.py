@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -31,11 +32,20 @@ from . import distributed
 from .checkpoints import build_planner, load_checkpoint, planner_config, save_checkpoint
 from .evaluation import evaluate_planner
 from .imitation import BestEpoch, TrainConfig, train_planner
-from .loop import TrainingDiverged
+from .loop import TENSORBOARD_DIR, TrainingDiverged, summary_writer_class
 from .plots import plot_training
 
-# the files a run writes in its --out directory (--overwrite removes exactly these)
-RUN_FILES = ("checkpoint.pt", "last.pt", "summary.json", "metrics.csv", "metrics.jsonl", "rollout.gif", "training.png")
+# the files (and the TensorBoard folder) a run writes in its --out directory (--overwrite removes exactly these)
+RUN_FILES = (
+    "checkpoint.pt",
+    "last.pt",
+    "summary.json",
+    "metrics.csv",
+    "metrics.jsonl",
+    "rollout.gif",
+    "training.png",
+    TENSORBOARD_DIR,
+)
 ARM_PIXELS, ARM_MAX_OBSTACLES = 96, 5  # generate_arm_dataset's workspace images and obstacle rows
 
 
@@ -76,6 +86,7 @@ class TrainRun:
     quiet: bool = False
     overwrite: bool = False
     dist_timeout: float = distributed.DEFAULT_TIMEOUT
+    tensorboard: bool = False
     rollout: bool = False
 
 
@@ -187,6 +198,9 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     _check_out(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
+        if (out / name).is_dir():  # the TensorBoard folder
+            shutil.rmtree(out / name)
+            continue
         stem, suffix = os.path.splitext(name)
         for path in (out / name, *out.glob(f".{stem}.*.tmp{suffix}")):
             path.unlink(missing_ok=True)
@@ -204,6 +218,8 @@ def validate(run: TrainRun) -> TrainConfig:
             import imageio.v3  # noqa: F401
         except ImportError:
             raise ValueError('the demo writes a GIF, which needs imageio: pip install "idplan[render]"') from None
+    if run.tensorboard:
+        summary_writer_class()  # the tensorboard package, or a ValueError naming the extra
     if distributed.is_main():  # rank 0 alone writes the run's files
         _check_out(run.out, run.overwrite)
     distributed.per_rank_batch(run.batch_size)  # --batch-size divides among the processes
@@ -302,7 +318,14 @@ def _train_on_this_rank(run: TrainRun) -> tuple[Planner, dict[str, Any], dict[st
     start = time.perf_counter()
     try:
         history = train_planner(
-            planner, tasks["train"], tasks["valid"], train_config, run.out, not run.quiet, on_epoch_end=best
+            planner,
+            tasks["train"],
+            tasks["valid"],
+            train_config,
+            run.out,
+            not run.quiet,
+            on_epoch_end=best,
+            tensorboard=run.tensorboard,
         )
         train_seconds = time.perf_counter() - start
         best.restore()  # test the epoch with the best validation success
@@ -325,6 +348,8 @@ def _train_on_this_rank(run: TrainRun) -> tuple[Planner, dict[str, Any], dict[st
         "checkpoint": str(checkpoint),
         "metrics": str(run.out / "metrics.csv"),
     }
+    if run.tensorboard:
+        summary["tensorboard"] = str(run.out / TENSORBOARD_DIR)
     if not main:
         return planner, summary, data
     save_checkpoint(checkpoint, planner, config, test=test, epochs=best.epoch, size=tasks["test"].size)

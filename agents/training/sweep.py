@@ -45,7 +45,7 @@ from .runs import TrainRun, _check_out, train_run, validate
 # the sweep's entries in its out directory (overwrite removes exactly these)
 SWEEP_ENTRIES = ("trials", "ray", "sweep.json", "sweep.md")
 # options that a grid may not vary: the seeds are --seed/--seeds, the rest belong to the whole sweep
-NOT_GRID_OPTIONS = ("seed", "out", "overwrite", "quiet", "device", "help")
+NOT_GRID_OPTIONS = ("seed", "out", "overwrite", "quiet", "device", "tensorboard", "help")
 # the test metrics the tables show, as percentages (the papers' %Optimal, %Success and SPL)
 RUN_METRICS = ("best_epoch", "final_loss", "train_seconds")  # reported besides the test metrics
 TABLE_METRICS = (("test_optimal", "%Optimal"), ("test_success", "%Success"), ("test_spl", "SPL"))
