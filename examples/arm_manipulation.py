@@ -39,6 +39,7 @@ from idplan.agents.training import (
 from idplan.agents.training.evaluation import evaluate_planner
 from idplan.agents.training.runs import render_rollout
 from idplan.envs import generate_arm_splits
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def planner_options(name: str, mode: str, args) -> dict:
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     args.gif = args.gif if str(args.gif) not in ("", ".") else None
     start = time.perf_counter()
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         "results": rows,
         "wall_seconds": round(time.perf_counter() - start),
     }
-    print(json.dumps(summary))
+    emit_result(summary, args.record)
 
 
 if __name__ == "__main__":

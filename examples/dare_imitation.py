@@ -19,7 +19,6 @@ writes the loss curves (paper Fig. 4) as a PNG and ends with a JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 
 from idplan.agents.cli import device
 from idplan.envs.atomic import atomic_path
+from idplan.envs.records import add_record_argument, emit_result
 from idplan.solvers import ImplicitAdjoint, dare
 
 METHODS = {
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     curves, rows = {}, []
     print(f"{'c':>5} {'method':<10} {'final imitation loss':>24} {'final model loss':>22} {'s/run':>6}")
@@ -127,7 +128,9 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     plot(curves, args.plot)
-    print(json.dumps({"example": "dare_imitation", "iterations": args.iterations, "inits": args.inits, "rows": rows}))
+    emit_result(
+        {"example": "dare_imitation", "iterations": args.iterations, "inits": args.inits, "rows": rows}, args.record
+    )
 
 
 def plot(curves, path: Path) -> None:

@@ -10,7 +10,6 @@ Needs the render extra: ``pip install -e ".[render]"``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -19,6 +18,7 @@ import numpy as np
 import idplan.envs  # noqa: F401  (registers idplan/GridMaze-v0)
 from idplan.envs import optimal_actions, pick_action
 from idplan.envs.atomic import atomic_path
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=200, help="frames to record at most")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/grid_maze_episode.gif"))
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     try:
         import imageio.v3 as iio
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         "gif": str(args.out),
     }
     print(f"wrote {len(frames)} frames to {args.out}")
-    print(json.dumps(summary))
+    emit_result(summary, args.record)
 
 
 if __name__ == "__main__":

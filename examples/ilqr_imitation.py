@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import math
 import statistics
 import time
@@ -39,6 +38,7 @@ from torch import nn
 from idplan.agents.cli import device
 from idplan.agents.control import ILQRController
 from idplan.envs import CONTROL_TASKS
+from idplan.envs.records import add_record_argument, emit_result
 from idplan.solvers import NonConvergenceWarning
 
 FIELDS = {
@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", NonConvergenceWarning)  # a learner's early, wrong models may not converge
     combos = [("dx", m) for m in ("implicit", "last_layer", "sysid", "lstm")] + [
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{err:>18} {row['seconds']:>6}",
                     flush=True,
                 )
-    print(json.dumps({"example": "ilqr_imitation", "seeds": args.seeds, "steps": args.steps, "rows": results}))
+    emit_result({"example": "ilqr_imitation", "seeds": args.seeds, "steps": args.steps, "rows": results}, args.record)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import multiprocessing
 import time
@@ -53,6 +52,7 @@ from idplan.agents.cli import device
 from idplan.agents.control import MLPDynamics, ShootingMPC, TargetCost, shift_plan
 from idplan.envs import cartpole
 from idplan.envs.atomic import atomic_path
+from idplan.envs.records import add_record_argument, emit_result
 from idplan.solvers import ConvergenceError
 
 PARAMS = cartpole.CartPoleParams.dil_preset()
@@ -401,6 +401,7 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="PNG of the first run's trajectories in (theta, theta_dot) (paper Fig. 3)",
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     if args.runs < 1 or args.workers < 1:
         parser.error("--runs and --workers must be at least 1")
@@ -420,17 +421,16 @@ def main(argv: list[str] | None = None) -> None:
     table = runs[0] if args.runs == 1 else over_runs(runs)
     if args.runs > 1:
         print_table(table, f"mean +- standard error over {args.runs} runs")
-    print(
-        json.dumps(
-            {
-                "example": "mpc_ift_cartpole",
-                "start": args.start,
-                "runs": args.runs,
-                "seconds": round(time.perf_counter() - start),
-                "average_cost": table,
-                "per_run": runs if args.runs > 1 else None,
-            }
-        )
+    emit_result(
+        {
+            "example": "mpc_ift_cartpole",
+            "start": args.start,
+            "runs": args.runs,
+            "seconds": round(time.perf_counter() - start),
+            "average_cost": table,
+            "per_run": runs if args.runs > 1 else None,
+        },
+        args.record,
     )
 
 

@@ -11,7 +11,6 @@ env is rendered with the controller's planned horizon drawn as ghost poses. Need
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from idplan.agents.cli import device
 from idplan.agents.control import SWING_UP_HORIZON, ILQRController
 from idplan.agents.runtime import MPCAgent
 from idplan.envs.atomic import atomic_path
+from idplan.envs.records import add_record_argument, emit_result
 
 ENVS = {"pendulum": ("idplan/Pendulum-v0", 0), "cartpole": ("idplan/CartPole-v0", 2)}  # env id, angle index
 
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     import imageio.v3 as iio
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             "seconds_per_step": round((time.perf_counter() - start) / max(agent.steps, 1), 4),
             "gif": str(args.out / f"{name}_swingup.gif"),
         }
-    print(json.dumps(summary))
+    emit_result(summary, args.record)
 
 
 if __name__ == "__main__":

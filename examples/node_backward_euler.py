@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import time
 
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from idplan.agents.cli import device
+from idplan.envs.records import add_record_argument, emit_result
 from idplan.solvers import ImplicitAdjoint, backward_euler
 
 try:
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     summary = {"timing": {}, "results": []}
     vdp, vdp_dt = make_series("vanderpol", args.device)
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{task:<10} {method:<16} {row['test_mse_mean']:>12.4f} +- {row['test_mse_sem']:<7.4f} {row['seconds_per_run']:>7}",
                 flush=True,
             )
-    print(json.dumps({"example": "node_backward_euler", "runs": args.runs, "epochs": args.epochs, **summary}))
+    emit_result({"example": "node_backward_euler", "runs": args.runs, "epochs": args.epochs, **summary}, args.record)
 
 
 if __name__ == "__main__":

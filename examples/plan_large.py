@@ -9,7 +9,6 @@ Prints a table, writes a plot of success against size, and ends with a JSON line
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from idplan.agents.training.checkpoints import load_checkpoint
 from idplan.agents.training.evaluation import evaluate_planner
 from idplan.envs import generate_splits
 from idplan.envs.atomic import atomic_path
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     planner, extra = load_checkpoint(args.checkpoint, args.device)
     trained_on = extra.get("size")
@@ -52,10 +53,9 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     plot(rows, args.plot or args.checkpoint.parent / "plan_large.png", trained_on, type(planner).__name__)
-    print(
-        json.dumps(
-            {"example": "plan_large", "checkpoint": str(args.checkpoint), "trained_on": trained_on, "rows": rows}
-        )
+    emit_result(
+        {"example": "plan_large", "checkpoint": str(args.checkpoint), "trained_on": trained_on, "rows": rows},
+        args.record,
     )
 
 

@@ -10,7 +10,6 @@ Needs the ``rl`` extra. Prints both success rates and a final JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import gymnasium as gym
@@ -22,6 +21,7 @@ from stable_baselines3.common.env_util import make_vec_env
 import idplan.envs  # noqa: F401  (registers the environments)
 from idplan.agents.cli import device
 from idplan.agents.runtime.sb3_policies import ImplicitActorCriticPolicy, planner_policy_kwargs
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def success_rate(model: PPO, size: int, episodes: int, seed: int) -> float:
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     results = {}
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     summary = {"example": "ppo_gridmaze", "size": args.size, "steps": args.steps, "value_bound": args.value_bound}
-    print(json.dumps({**summary, "results": results}))
+    emit_result({**summary, "results": results}, args.record)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Needs the ``rl`` extra. Ends with a JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -28,6 +27,7 @@ import idplan.envs  # noqa: F401  (registers the environments)
 from idplan.agents.cli import device
 from idplan.agents.runtime.sb3_policies import ImplicitActorCriticPolicy, controller_policy_kwargs
 from idplan.envs import PendulumParams
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def average_return(model: PPO, episodes: int, seed: int, steps: int = 200) -> float:
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     kwargs = controller_policy_kwargs(
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         "learned": {k: round(v, 4) for k, v in learned.items()},
         "train_seconds": round(time.perf_counter() - start),
     }
-    print(json.dumps(summary))
+    emit_result(summary, args.record)
 
 
 if __name__ == "__main__":

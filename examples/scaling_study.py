@@ -34,6 +34,7 @@ import torch
 from idplan.agents.cli import device
 from idplan.envs import generate_splits, write_community
 from idplan.envs.atomic import atomic_path, atomic_write_text
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def dataset(out: Path, size: int, args) -> tuple[Path, int]:
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows_path = args.out / "rows.jsonl"
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(format_row(row), flush=True)
     print_table(rows)
     plot(rows, args.out / "scaling_study.png")
-    print(json.dumps({"example": "scaling_study", "n_train": args.n_train, "epochs": args.epochs, "rows": rows}))
+    emit_result({"example": "scaling_study", "n_train": args.n_train, "epochs": args.epochs, "rows": rows}, args.record)
 
 
 def explicit_memory_estimate(rows: list[dict], config: dict) -> float | None:

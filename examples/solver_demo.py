@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from idplan.agents.cli import device
 from idplan.envs import grid_bellman_operator
 from idplan.envs.atomic import atomic_path, atomic_write_text
+from idplan.envs.records import add_record_argument, emit_result
 from idplan.solvers import Anderson, ImplicitAdjoint, fixed_point
 
 
@@ -115,7 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, value in asdict(Args()).items():
         parser.add_argument(f"--{name}", type=device if name == "device" else type(value), default=value)
-    args = Args(**vars(parser.parse_args(argv)))
+    add_record_argument(parser)
+    options = vars(parser.parse_args(argv))
+    record = options.pop("record")
+    args = Args(**options)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         print("matplotlib not installed: skipping loss.png (pip install 'idplan[dev]')")
     summary = {label: {k: v for k, v in r.items() if k != "losses"} for label, r in results.items()}
-    print(json.dumps({"results": summary, "files": files}))
+    emit_result({"results": summary, "files": files}, record)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from idplan.agents.training import evaluate_mapped, train_end_to_end
 from idplan.agents.training.checkpoints import planner_config, save_checkpoint
 from idplan.agents.training.imitation import BestEpoch, TrainConfig
 from idplan.envs import SPLITS, VisualNavDataset, generate_visual_nav_splits, greedy_rollouts
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def load_or_generate(args) -> dict[str, VisualNavDataset]:
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
 
     data = load_or_generate(args)
@@ -185,10 +187,9 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     sizes = {name: len(d) for name, d in data.items()}
-    print(
-        json.dumps(
-            {"task": "visual_navigation", "size": args.size, "mazes": sizes, "epochs": args.epochs, "runs": rows}
-        )
+    emit_result(
+        {"task": "visual_navigation", "size": args.size, "mazes": sizes, "epochs": args.epochs, "runs": rows},
+        args.record,
     )
 
 

@@ -20,7 +20,6 @@ Ends with a JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from idplan.agents.control import (
 from idplan.agents.training import prediction_error, state_error, swing_up_success, train_visual_controller, warm_up
 from idplan.envs import PendulumParams
 from idplan.envs.atomic import atomic_path
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def imagined_trajectory_figure(model: VisualILQR, data, path: Path, episode: int = 0, t: int = 20) -> None:
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu", help="torch device"
     )
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         "figure": str(args.figure),
         "wall_seconds": round(time.perf_counter() - start),
     }
-    print(json.dumps(summary))
+    emit_result(summary, args.record)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,27 @@ def test_every_example_imports_and_prints_its_help(name, capsys):
     out = capsys.readouterr().out
     assert stop.value.code == 0 and out.startswith("usage:") and load(name).__doc__.splitlines()[0] in out
     assert ("--device" in out) == (name not in NO_DEVICE)
+    assert "--record FILE" in out  # every example can write its final JSON line as a result record
+
+
+@pytest.mark.parametrize(
+    ("name", "argv"),
+    [
+        ("grid_maze_episode", ["--size", 9, "--out", "episode.gif"]),
+        ("solver_demo", ["--out", "demo", "--size", 7, "--batch", 2, "--steps", 3]),  # a dataclass of options
+    ],
+)
+def test_record_holds_the_printed_result(name, argv, run_example, tmp_path):
+    """``--record FILE`` writes a result record (``idplan.envs.records``) whose ``result`` is the
+    printed last JSON line, unchanged; without it the script writes none."""
+    from idplan.envs.records import RECORD_KEYS, read_record
+
+    printed = run_example(name, *argv, "--record", tmp_path / "out" / f"{name}_cpu.json")
+    record = read_record(tmp_path / "out" / f"{name}_cpu.json")
+    assert set(record) == set(RECORD_KEYS) and record["name"] == f"{name}_cpu"
+    assert record["result"] == printed and record["machine"] and record["date"] and record["command"]
+    run_example(name, *argv)  # again without --record: no other record appears
+    assert [p.name for p in tmp_path.rglob("*.json") if p.name != "metrics.json"] == [f"{name}_cpu.json"]
 
 
 @pytest.mark.parametrize("name", DEVICE_SCRIPTS)
