@@ -53,9 +53,8 @@ def test_code_block_runs(code, tmp_path, monkeypatch):
         torch.set_num_threads(threads)
 
 
-def test_result_macros_resolve():
-    """Every ``{{ table(...) }}`` / ``{{ value(...) }}`` / ``{{ source(...) }}`` of the docs expands
-    against the committed records (the docs build does the same, and stops on the first miss)."""
+def results_hook():
+    """The docs build's results hook, as a module (skips without mkdocs, the ``docs`` extra)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("docs_results_hook", ROOT / "docs" / "hooks" / "results.py")
@@ -63,10 +62,35 @@ def test_result_macros_resolve():
         pytest.skip("mkdocs is not installed (the docs extra)")
     hook = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hook)
+    return hook
+
+
+def test_result_macros_resolve():
+    """Every ``{{ table(...) }}`` / ``{{ value(...) }}`` / ``{{ source(...) }}`` of the docs expands
+    against the committed records (the docs build does the same, and stops on the first miss)."""
+    hook = results_hook()
     records = hook.load_records()
     for page in PAGES:
         expanded = hook.expand(page.read_text(encoding="utf-8"), records, str(page.relative_to(ROOT)))
         assert "{{ table(" not in expanded and "{{ value(" not in expanded, page
+
+
+README_FIGURE = re.compile(r"\*\*(?P<shown>[^*]+)\*\*<!-- (?P<call>value\(.*?\)) -->")
+
+
+def test_readme_figures_match_records():
+    """The README's headline figures are written ``**figure**<!-- value("record", [path], "fmt") -->``:
+    each must equal what its record gives, so the README cannot drift from the runs."""
+    hook = results_hook()
+    records = hook.load_records()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    figures = list(README_FIGURE.finditer(text))
+    assert len(figures) >= 5, "the README's headline table names its records"
+    for match in figures:
+        expected = hook.expand("{{ " + match.group("call") + " }}", records, "README.md")
+        assert match.group("shown") == expected, (
+            f"README says {match.group('shown')}, {match.group('call')} gives {expected}"
+        )
 
 
 @pytest.mark.skipif(os.environ.get("CI") is None, reason="the README length rule is checked in CI")
