@@ -84,7 +84,7 @@ def _fake_training(epochs_done: int, success: list[float]):
     """A ``train_planner`` stand-in: ``epochs_done`` epochs, each setting every weight to the epoch's
     number, then Ctrl-C in the middle of the next epoch (the weights set to -1)."""
 
-    def train_planner(planner, train, valid, config, log_dir, progress, on_epoch_end):
+    def train_planner(planner, train, valid, config, log_dir, progress, on_epoch_end, tensorboard=False):
         log_dir.joinpath("metrics.jsonl").touch()
         for epoch in range(1, epochs_done + 1):
             with torch.no_grad():
