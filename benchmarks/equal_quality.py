@@ -23,7 +23,6 @@ same batch with interleaved repetitions, medians. Since the authors' scheme runs
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 
 import torch
@@ -32,6 +31,7 @@ from gradient_quality import exact_gradient, gradient
 from idplan.agents.planners.base import Planner
 from idplan.agents.training.checkpoints import load_checkpoint
 from idplan.envs import MazeTorchDataset, generate_splits
+from idplan.envs.records import add_record_argument, emit_result
 
 FORWARD_LADDER = (30, 60, 120, 240, 480, 960, 1920)
 BACKWARD_LADDER = (15, 30, 60, 120, 240, 480)
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     splits = generate_splits(
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         planner = load_checkpoint(path)[0]
         results.append(compare(path, planner, view.inputs, view.actions, args.target, args.repeats))
     summary = {"benchmark": "equal_quality", "target": args.target, "maps": args.maps, "size": args.size}
-    print(json.dumps({**summary, "results": results}))
+    emit_result({**summary, "results": results}, args.record)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ and a bf16-autocast planner step, on one device. Prints tables and a final JSON 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
@@ -26,6 +25,7 @@ from idplan.agents import make_planner
 from idplan.agents.training import imitation_loss
 from idplan.envs import MazeTorchDataset, generate_dataset
 from idplan.envs.control import pendulum
+from idplan.envs.records import add_record_argument, emit_result
 from idplan.solvers import ConvergenceError, ilqr
 
 PLANNERS = {"vin": {"q_channels": 40}, "conv_gppn": {"q_channels": 40}}
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ilqr-batches", type=int, nargs="+", default=[1, 64, 1024])
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"benchmark": "gpu_check", "device": name, "planners": planner_rows(args, device)}
     result["ilqr"] = [ilqr_row(batch, device) for batch in args.ilqr_batches]
     result["bf16"] = bf16_row(args, device)
-    print(json.dumps(result))
+    emit_result(result, args.record)
     return result
 
 

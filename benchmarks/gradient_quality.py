@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import time
 
 import torch
@@ -33,6 +32,7 @@ from idplan.agents.planners.base import Planner
 from idplan.agents.training.checkpoints import build_planner, load_checkpoint, planner_config
 from idplan.agents.training.imitation import TrainConfig, imitation_loss, train_planner
 from idplan.envs import MazeTorchDataset, generate_splits
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def gradient(planner: Planner, inputs: torch.Tensor, actions: torch.Tensor, **settings) -> tuple[torch.Tensor, dict]:
@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument(
         "--train-backward-solver", default="gmres", help="adjoint used while training the VIN (conditioning differs)"
     )
+    add_record_argument(parser)
     args = parser.parse_args()
     splits = generate_splits(args.size, args.train_maps, args.maps, 8, seed=args.seed, progress=False)
     if args.checkpoint:
@@ -96,7 +97,7 @@ def main() -> None:
         planners = {source: planner}
     view = MazeTorchDataset(splits["valid"])
     results = [compare(source, planner, view.inputs, view.actions) for source, planner in planners.items()]
-    print(json.dumps({"maps": args.maps, "size": args.size, "results": results}))
+    emit_result({"maps": args.maps, "size": args.size, "results": results}, args.record)
 
 
 def compare(source: str, planner: Planner, inputs: torch.Tensor, actions: torch.Tensor) -> dict:

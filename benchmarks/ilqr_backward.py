@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import math
 import statistics
 import time
@@ -28,6 +27,7 @@ import torch
 
 from idplan.envs import pendulum
 from idplan.envs.atomic import atomic_path
+from idplan.envs.records import add_record_argument, emit_result
 from idplan.solvers import NonConvergenceWarning, ilqr
 
 
@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", type=Path, default=Path("benchmarks/ilqr_backward_cpu.png"))
+    add_record_argument(parser)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, float64")
     print(
@@ -118,7 +119,7 @@ def main() -> None:
         "implicit_backward_max_over_min_per_horizon": {t: round(max(v) / min(v), 2) for t, v in flat.items()},
         "plot": str(args.plot),
     }
-    print(json.dumps(summary))
+    emit_result(summary, args.record)
 
 
 def plot(rows: list[dict], path: Path) -> None:

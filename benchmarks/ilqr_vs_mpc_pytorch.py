@@ -16,7 +16,6 @@ dependency: ``pip install --no-deps mpc`` (it pins numpy < 2 but runs with numpy
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import time
@@ -24,6 +23,7 @@ import warnings
 
 import torch
 
+from idplan.envs.records import add_record_argument, emit_result
 from idplan.solvers import NonConvergenceWarning, ilqr
 
 try:
@@ -186,6 +186,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    add_record_argument(parser)
     args = parser.parse_args()
     warnings.simplefilter("ignore", NonConvergenceWarning)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, horizon {args.horizon}")
@@ -207,7 +208,9 @@ def main() -> None:
         print(f"  {'gradient':<26} {'rel. error vs FD':>16} {'norm':>10}")
         for key, err in row["gradient_rel_error"].items():
             print(f"  {key:<26} {err:>16.2e} {row['gradient_norms'][key]:>10.4f}")
-    print(json.dumps({"benchmark": "ilqr_vs_mpc_pytorch", "batch": args.batch, "horizon": args.horizon, **results}))
+    emit_result(
+        {"benchmark": "ilqr_vs_mpc_pytorch", "batch": args.batch, "horizon": args.horizon, **results}, args.record
+    )
 
 
 if __name__ == "__main__":

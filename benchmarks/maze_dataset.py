@@ -13,7 +13,6 @@ on a subset, as a per-task speed ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections import deque
@@ -21,6 +20,7 @@ from collections import deque
 import numpy as np
 
 from idplan.envs import MOVES_4, generate_dataset, generate_maps, label_tasks, random_free_cells
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def per_cell_bfs(free: np.ndarray, goal: tuple[int, int]) -> np.ndarray:
@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[15, 27, 49, 75])
     parser.add_argument("--baseline-n", type=int, default=200, help="tasks for the per-cell BFS baseline")
     parser.add_argument("--seed", type=int, default=0)
+    add_record_argument(parser)
     args = parser.parse_args()
     print(f"maze dataset pipeline: {args.n} distinct GPPN mazes per size, 4 moves, {os.cpu_count()} CPUs")
     print(f"{'size':>5} {'total s':>8} {'tasks/s':>9} {'maps s':>7} {'goals s':>8} {'labels s':>9} {'BFS speedup':>12}")
@@ -96,7 +97,7 @@ def main() -> None:
             f"{row['goals_s']:8.2f} {row['labels_s']:9.2f} {row['labels_speedup_vs_per_cell_bfs']:11.0f}x",
             flush=True,
         )
-    print(json.dumps({"maze_dataset": rows, "cpus": os.cpu_count()}))
+    emit_result({"maze_dataset": rows, "cpus": os.cpu_count()}, args.record)
 
 
 if __name__ == "__main__":

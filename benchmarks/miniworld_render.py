@@ -17,11 +17,11 @@ Needs MiniWorld (``pip install "idplan[miniworld]"``); headless through Mesa's E
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 from idplan.envs import generate_dataset, load_maze_world, render_panoramas
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def fresh_world_per_maze(free, goals) -> float:
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--size", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
+    add_record_argument(parser)
     args = parser.parse_args()
     tasks = generate_dataset(args.n, args.size, seed=args.seed, progress=False)
     free, goals = tasks.free, tasks.goals
@@ -60,16 +61,15 @@ def main() -> None:
     print(f"{'method':<32} {'s / maze':>9} {'ms / view':>10} {'speed-up':>9}")
     for name, total in seconds.items():
         print(f"{name:<32} {total / args.n:>9.3f} {1000 * total / views:>10.3f} {baseline / total:>8.2f}x")
-    print(
-        json.dumps(
-            {
-                "benchmark": "miniworld_render",
-                "mazes": args.n,
-                "size": args.size,
-                "seconds_per_maze": {k: round(v / args.n, 4) for k, v in seconds.items()},
-                "speedup_vs_new_world": {k: round(baseline / v, 2) for k, v in seconds.items()},
-            }
-        )
+    emit_result(
+        {
+            "benchmark": "miniworld_render",
+            "mazes": args.n,
+            "size": args.size,
+            "seconds_per_maze": {k: round(v / args.n, 4) for k, v in seconds.items()},
+            "speedup_vs_new_world": {k: round(baseline / v, 2) for k, v in seconds.items()},
+        },
+        args.record,
     )
 
 

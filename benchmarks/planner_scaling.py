@@ -30,6 +30,7 @@ from idplan.agents import make_planner
 from idplan.agents.training.imitation import imitation_loss
 from idplan.envs import MazeTorchDataset, generate_dataset
 from idplan.envs.atomic import atomic_path, atomic_write_text
+from idplan.envs.records import add_record_argument, emit_result
 
 PLANNERS = {
     "vin": {"q_channels": 100},
@@ -110,6 +111,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=Path("runs/planner_scaling"))
     parser.add_argument("--replot", type=Path, help="only redraw the figure from a planner_scaling.json")
+    add_record_argument(parser)
     args = parser.parse_args()
     if args.replot:
         plot(json.loads(args.replot.read_text())["rows"], args.replot.with_suffix(".png"))
@@ -156,7 +158,7 @@ def main() -> None:
     }
     atomic_write_text(args.out / "planner_scaling.json", json.dumps(result, indent=1))
     plot(rows, args.out / "planner_scaling.png")
-    print(json.dumps(result))
+    emit_result(result, args.record)
 
 
 def _line(r: dict) -> str:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from _child import measure_training_step, run_in_child
 
 from idplan.envs import grid_bellman_operator
+from idplan.envs.records import add_record_argument, emit_result
 from idplan.solvers import Anderson, Broyden, ForwardIteration, ImplicitAdjoint, NonConvergenceWarning, fixed_point
 
 warnings.simplefilter("ignore", NonConvergenceWarning)  # fixed budgets on purpose: K iterations, no tolerance
@@ -276,6 +277,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_record_argument(parser)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_child(json.loads(args.child))))
@@ -300,19 +302,18 @@ def main() -> None:
                 r[f"torchdeq_over_ours_{s}_time"] = rows[f"torchdeq_{s}"]["seconds"] / rows[f"ours_{s}"]["seconds"]
         ratios[name] = r
         print(f"  {name}: " + ", ".join(f"{k} = {v:.2f}" for k, v in r.items()))
-    print(
-        json.dumps(
-            {
-                "backward": backward,
-                "backward_summary": summary,
-                "forward": forward,
-                "forward_ratios": ratios,
-                "device": args.device,
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "cpus": os.cpu_count(),
-            }
-        )
+    emit_result(
+        {
+            "backward": backward,
+            "backward_summary": summary,
+            "forward": forward,
+            "forward_ratios": ratios,
+            "device": args.device,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+        },
+        args.record,
     )
 
 

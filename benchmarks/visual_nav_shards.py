@@ -15,7 +15,6 @@ Needs MiniWorld (``pip install "idplan[miniworld]"``) for ``generate``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import time
@@ -30,6 +29,7 @@ from idplan.agents.mappers.panorama import PanoramaMapper
 from idplan.agents.training import train_end_to_end
 from idplan.agents.training.imitation import TrainConfig
 from idplan.envs import generate_visual_nav_shards, load_visual_nav_shards
+from idplan.envs.records import add_record_argument, emit_result
 
 
 def disk_bytes(directory: Path) -> int:
@@ -84,8 +84,11 @@ def main() -> None:
     run.add_argument("--batch-size", type=int, default=16)
     run.add_argument("--threads", type=int, default=1)
     run.add_argument("--seed", type=int, default=0)
+    for command in (gen, run):
+        add_record_argument(command)
     args = parser.parse_args()
-    print(json.dumps({"command": args.command, **(generate(args) if args.command == "generate" else epoch(args))}))
+    result = generate(args) if args.command == "generate" else epoch(args)
+    emit_result({"command": args.command, **result}, args.record)
 
 
 if __name__ == "__main__":

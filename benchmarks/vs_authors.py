@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ import torch
 from idplan.agents import make_planner
 from idplan.agents.training import imitation_loss
 from idplan.envs import MazeTorchDataset, generate_dataset
+from idplan.envs.records import add_record_argument, current_commit, emit_result
 
 CONFIGS = {  # name: (our planner, our options, their module, their mode)
     "VIN explicit": ("vin", {"mode": "explicit", "value_bound": None}, "models.VIN"),
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    add_record_argument(parser)
     args = parser.parse_args(argv)
     sys.path.insert(0, args.authors_src)
     torch.set_num_threads(args.threads)
@@ -130,7 +131,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"(parameters {row['parameters'][0]:,} / {row['parameters'][1]:,})",
                     flush=True,
                 )
-    print(json.dumps({"benchmark": "vs_authors", "k": args.k, "batch": args.batch, "rows": rows}))
+    authors = current_commit(args.authors_src)
+    note = f"authors' code: DiffPlan {authors}" if authors else ""
+    emit_result({"benchmark": "vs_authors", "k": args.k, "batch": args.batch, "rows": rows}, args.record, note)
 
 
 if __name__ == "__main__":
