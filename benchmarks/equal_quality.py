@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         planner = load_checkpoint(path)[0]
         results.append(compare(path, planner, view.inputs, view.actions, args.target, args.repeats))
     summary = {"benchmark": "equal_quality", "target": args.target, "maps": args.maps, "size": args.size}
-    emit_result({**summary, "results": results}, args.record)
+    emit_result({**summary, "results": results}, args.record, script=__file__, argv=argv)
 
 
 if __name__ == "__main__":

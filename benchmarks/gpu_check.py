@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"benchmark": "gpu_check", "device": name, "planners": planner_rows(args, device)}
     result["ilqr"] = [ilqr_row(batch, device) for batch in args.ilqr_batches]
     result["bf16"] = bf16_row(args, device)
-    emit_result(result, args.record)
+    emit_result(result, args.record, script=__file__, argv=argv)
     return result
 
 

@@ -133,7 +133,13 @@ def main(argv: list[str] | None = None) -> None:
                 )
     authors = current_commit(args.authors_src)
     note = f"authors' code: DiffPlan {authors}" if authors else ""
-    emit_result({"benchmark": "vs_authors", "k": args.k, "batch": args.batch, "rows": rows}, args.record, note)
+    emit_result(
+        {"benchmark": "vs_authors", "k": args.k, "batch": args.batch, "rows": rows},
+        args.record,
+        note,
+        script=__file__,
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

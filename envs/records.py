@@ -25,6 +25,7 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,26 +128,38 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
     return record
 
 
-def emit_result(result: dict[str, Any], record: str | os.PathLike | None, note: str = "") -> None:
+def emit_result(
+    result: dict[str, Any],
+    record: str | os.PathLike | None,
+    note: str = "",
+    *,
+    script: str | os.PathLike | None = None,
+    argv: Sequence[str] | None = None,
+) -> None:
     """Print ``result`` as the script's final JSON line; with a ``record`` path, also write it there
-    with this machine, today's date (UTC), the commit and the command line that ran."""
+    with this machine, today's date (UTC), the commit and the command that ran.
+
+    The command is ``python SCRIPT ARGV``: pass the script's ``__file__`` and the ``argv`` its
+    ``main(argv)`` was given, so a run through ``main([...])`` (a test, another script) records its
+    own arguments rather than the host process's ``sys.argv`` (the defaults)."""
     print(json.dumps(result), flush=True)
     if record is None:
         return
-    script = Path(sys.argv[0])
+    path = Path(script if script is not None else sys.argv[0]).resolve()
     try:
-        script = script.resolve().relative_to(Path.cwd())
+        shown = path.relative_to(Path.cwd())
     except ValueError:
-        pass
+        shown = path
+    arguments = list(sys.argv[1:] if argv is None else argv)
     write_record(
         record,
         make_record(
             Path(record).stem,
             result,
-            command=shlex.join(["python", str(script), *sys.argv[1:]]),
+            command=shlex.join(["python", str(shown), *map(str, arguments)]),
             machine=describe_machine(),
             date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
-            commit=current_commit(script.parent if script.parent.is_dir() else None),
+            commit=current_commit(path.parent),
             note=note,
         ),
     )

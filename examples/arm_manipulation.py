@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         "results": rows,
         "wall_seconds": round(time.perf_counter() - start),
     }
-    emit_result(summary, args.record)
+    emit_result(summary, args.record, script=__file__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,10 @@ def main(argv: list[str] | None = None) -> None:
             )
     plot(curves, args.plot)
     emit_result(
-        {"example": "dare_imitation", "iterations": args.iterations, "inits": args.inits, "rows": rows}, args.record
+        {"example": "dare_imitation", "iterations": args.iterations, "inits": args.inits, "rows": rows},
+        args.record,
+        script=__file__,
+        argv=argv,
     )
 
 

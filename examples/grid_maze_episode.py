@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         "gif": str(args.out),
     }
     print(f"wrote {len(frames)} frames to {args.out}")
-    emit_result(summary, args.record)
+    emit_result(summary, args.record, script=__file__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -219,7 +219,12 @@ def main(argv: list[str] | None = None) -> None:
                     f"{err:>18} {row['seconds']:>6}",
                     flush=True,
                 )
-    emit_result({"example": "ilqr_imitation", "seeds": args.seeds, "steps": args.steps, "rows": results}, args.record)
+    emit_result(
+        {"example": "ilqr_imitation", "seeds": args.seeds, "steps": args.steps, "rows": results},
+        args.record,
+        script=__file__,
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

@@ -431,6 +431,8 @@ def main(argv: list[str] | None = None) -> None:
             "per_run": runs if args.runs > 1 else None,
         },
         args.record,
+        script=__file__,
+        argv=argv,
     )
 
 

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             "seconds_per_step": round((time.perf_counter() - start) / max(agent.steps, 1), 4),
             "gif": str(args.out / f"{name}_swingup.gif"),
         }
-    emit_result(summary, args.record)
+    emit_result(summary, args.record, script=__file__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -176,7 +176,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"{task:<10} {method:<16} {row['test_mse_mean']:>12.4f} +- {row['test_mse_sem']:<7.4f} {row['seconds_per_run']:>7}",
                 flush=True,
             )
-    emit_result({"example": "node_backward_euler", "runs": args.runs, "epochs": args.epochs, **summary}, args.record)
+    emit_result(
+        {"example": "node_backward_euler", "runs": args.runs, "epochs": args.epochs, **summary},
+        args.record,
+        script=__file__,
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     emit_result(
         {"example": "plan_large", "checkpoint": str(args.checkpoint), "trained_on": trained_on, "rows": rows},
         args.record,
+        script=__file__,
+        argv=argv,
     )
 
 

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
     summary = {"example": "ppo_gridmaze", "size": args.size, "steps": args.steps, "value_bound": args.value_bound}
-    emit_result({**summary, "results": results}, args.record)
+    emit_result({**summary, "results": results}, args.record, script=__file__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         "learned": {k: round(v, 4) for k, v in learned.items()},
         "train_seconds": round(time.perf_counter() - start),
     }
-    emit_result(summary, args.record)
+    emit_result(summary, args.record, script=__file__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -143,7 +143,12 @@ def main(argv: list[str] | None = None) -> None:
                 print(format_row(row), flush=True)
     print_table(rows)
     plot(rows, args.out / "scaling_study.png")
-    emit_result({"example": "scaling_study", "n_train": args.n_train, "epochs": args.epochs, "rows": rows}, args.record)
+    emit_result(
+        {"example": "scaling_study", "n_train": args.n_train, "epochs": args.epochs, "rows": rows},
+        args.record,
+        script=__file__,
+        argv=argv,
+    )
 
 
 def explicit_memory_estimate(rows: list[dict], config: dict) -> float | None:

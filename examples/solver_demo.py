@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         print("matplotlib not installed: skipping loss.png (pip install 'idplan[dev]')")
     summary = {label: {k: v for k, v in r.items() if k != "losses"} for label, r in results.items()}
-    emit_result({"results": summary, "files": files}, record)
+    emit_result({"results": summary, "files": files}, record, script=__file__, argv=argv)
 
 
 if __name__ == "__main__":

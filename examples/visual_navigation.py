@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     emit_result(
         {"task": "visual_navigation", "size": args.size, "mazes": sizes, "epochs": args.epochs, "runs": rows},
         args.record,
+        script=__file__,
+        argv=argv,
     )
 
 

@@ -121,7 +121,11 @@ def test_record_holds_the_printed_result(name, argv, run_example, tmp_path):
     printed = run_example(name, *argv, "--record", tmp_path / "out" / f"{name}_cpu.json")
     record = read_record(tmp_path / "out" / f"{name}_cpu.json")
     assert set(record) == set(RECORD_KEYS) and record["name"] == f"{name}_cpu"
-    assert record["result"] == printed and record["machine"] and record["date"] and record["command"]
+    assert record["result"] == printed and record["machine"] and record["date"]
+    command = record["command"].split()  # this run's own script and arguments, not pytest's sys.argv
+    assert command[:2] == ["python", f"examples/{name}.py"] or command[1].endswith(f"/examples/{name}.py")
+    at = command.index("--record")
+    assert command[at + 1] == str(tmp_path / "out" / f"{name}_cpu.json")
     run_example(name, *argv)  # again without --record: no other record appears
     assert [p.name for p in tmp_path.rglob("*.json") if p.name != "metrics.json"] == [f"{name}_cpu.json"]
 
