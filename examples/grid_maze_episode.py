@@ -16,8 +16,8 @@ import gymnasium as gym
 import numpy as np
 
 import idplan.envs  # noqa: F401  (registers idplan/GridMaze-v0)
+from idplan.agents.runtime.gif import write_gif
 from idplan.envs import optimal_actions, pick_action
-from idplan.envs.atomic import atomic_path
 from idplan.envs.records import add_record_argument, emit_result
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     add_record_argument(parser)
     args = parser.parse_args(argv)
     try:
-        import imageio.v3 as iio
+        import imageio  # noqa: F401  (write_gif's writer)
     except ImportError as error:
         raise SystemExit('imageio is not installed: pip install "idplan[render]"') from error
 
@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     optimal = optimal_actions(maze.free[None], maze.distance[None], args.moves)
     expert = pick_action(optimal, rng)[0]
     if args.overlay:
-        values = np.where(maze.distance >= 0, -maze.distance, np.nan).astype(float)
-        maze.set_overlay(values=values, policy=expert)
-    frames = [env.render()]
+        maze.set_overlay(**maze.true_overlay(), policy=expert)
+    title = f"{args.policy}  idplan/GridMaze-v0"
+    frames, titles = [env.render()], [f"step 0  {title}"]
     ret, steps, terminated, truncated = 0.0, 0, False, False
     while not (terminated or truncated) and steps < args.max_steps:
         row, col = maze.position
@@ -58,10 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         ret += reward
         steps += 1
         frames.append(env.render())
+        titles.append(f"step {steps}  {title}")
     env.close()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out) as tmp:
-        iio.imwrite(tmp, np.stack(frames), duration=1000 / maze.metadata["render_fps"], loop=0)
+    write_gif(args.out, frames, titles, maze.metadata["render_fps"])
     summary = {
         "policy": args.policy,
         "size": args.size,

@@ -22,28 +22,31 @@ import idplan.envs  # noqa: F401  (registers the environments)
 from idplan.agents.cli import device
 from idplan.agents.control import SWING_UP_HORIZON, ILQRController
 from idplan.agents.runtime import MPCAgent
-from idplan.envs.atomic import atomic_path
+from idplan.agents.runtime.gif import write_gif
 from idplan.envs.records import add_record_argument, emit_result
 
 ENVS = {"pendulum": ("idplan/Pendulum-v0", 0), "cartpole": ("idplan/CartPole-v0", 2)}  # env id, angle index
 
 
 def run_episode(env, agent: MPCAgent, seed: int, record: bool, angle_index: int, steps: int = 200):
+    """One episode; returns its return, whether it swung up and balanced, and (with ``record``) its
+    frames and their titles (step counter first)."""
     obs, info = env.reset(seed=seed)
     agent.reset()
-    frames, angles, total = [], [], 0.0
-    for _ in range(steps):
+    frames, titles, angles, total = [], [], [], 0.0
+    for step in range(steps):
         action = agent.act(obs)
         if record:
             agent.draw_on(env)
             frames.append(env.render())
+            titles.append(f"step {step}  MPC (iLQR)  {env.spec.id}")
         obs, reward, terminated, truncated, info = env.step(action)
         total += reward
         angles.append(info["state"][angle_index])
         if terminated or truncated:
             break
     upright = np.abs(np.angle(np.exp(1j * np.array(angles[-50:])))) < 0.2
-    return total, bool(len(angles) == steps and upright.all()), frames
+    return total, bool(len(angles) == steps and upright.all()), frames, titles
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,7 +65,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_record_argument(parser)
     args = parser.parse_args(argv)
-    import imageio.v3 as iio
 
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -75,13 +77,13 @@ def main(argv: list[str] | None = None) -> None:
         agent = MPCAgent(controller, device=args.device)
         returns, successes, start = [], [], time.perf_counter()
         for episode in range(args.episodes):
-            total, success, frames = run_episode(env, agent, args.seed + episode, episode == 0, angle_index, args.steps)
+            total, success, frames, titles = run_episode(
+                env, agent, args.seed + episode, episode == 0, angle_index, args.steps
+            )
             returns.append(total)
             successes.append(success)
             if frames:
-                gif = args.out / f"{name}_swingup.gif"
-                with atomic_path(gif) as tmp:
-                    iio.imwrite(tmp, np.stack(frames[::2]), duration=2000 / env.metadata["render_fps"], loop=0)
+                write_gif(args.out / f"{name}_swingup.gif", frames[::2], titles[::2], env.metadata["render_fps"] / 2)
             print(f"{name} episode {episode}: return {total:.1f}, swung up and balanced: {success}")
         env.close()
         summary[name] = {
