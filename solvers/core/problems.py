@@ -80,7 +80,8 @@ def fixed_point(
         atol: absolute per-sample tolerance (>= 0; ``atol`` and ``rtol`` not both 0).
         rtol: relative per-sample tolerance (>= 0).
         throw: on failure (``max_iter`` reached, divergence, NaN) raise :class:`ConvergenceError`;
-            if False, warn with :class:`NonConvergenceWarning` and return a flagged solution.
+            if False, warn with :class:`NonConvergenceWarning` and return a flagged solution
+            (diverged and non-finite samples get a zero gradient).
         return_best: return each sample's lowest-residual iterate instead of its last.
         divergence_factor: a residual above this times the starting residual counts as divergence.
         check_every: steps between host synchronisations (default 1 on CPU, 8 on accelerators).
@@ -289,7 +290,10 @@ def _solve(
 
     solution = Solution(value=None, stats=stats)
     if torch.is_grad_enabled():
-        flagged = stats.nonfinite if stats.not_minimum is None else stats.nonfinite | stats.not_minimum
+        # no solution there, so no implicit gradient: these samples get a zero one (throw=False)
+        flagged = stats.nonfinite | stats.diverged
+        if stats.not_minimum is not None:
+            flagged = flagged | stats.not_minimum
         z_star = adjoint.apply(optimality, z_star, flagged, solution.backward)
     solution.value = unpack(z_star, spec)
     return solution

@@ -135,8 +135,10 @@ def failure_message(what: str, stats, rtol: float, atol: float, max_iter: int | 
         )
     diverged = stats.diverged.nonzero().flatten().tolist()
     if diverged:
+        kept = [f"{float(r):.3g}" for r in stats.abs_residual[diverged[:10]]]
         parts.append(
-            f"residual diverged in samples {diverged[:10]} at iterations {stats.failed_at[diverged[:10]].tolist()}"
+            f"residual diverged in samples {diverged[:10]} at iterations {stats.failed_at[diverged[:10]].tolist()} "
+            f"(each kept at its lowest-residual iterate, absolute residual {kept})"
         )
     if stats.not_minimum is not None and bool(stats.not_minimum.any()):
         saddles = stats.not_minimum.nonzero().flatten().tolist()
@@ -145,6 +147,7 @@ def failure_message(what: str, stats, rtol: float, atol: float, max_iter: int | 
             f"eigenvalue is {[round(float(c), 6) for c in stats.curvature[saddles[:10]]]}) in samples {saddles[:10]}"
         )
         failed = [i for i in failed if i not in set(saddles)]
+    failed = [i for i in failed if i not in set(diverged) | set(nonfinite)]  # explained above
     if failed:
         rel = stats.rel_residual[failed]
         worst = int(torch.argmax(torch.nan_to_num(rel, nan=float("inf"))))

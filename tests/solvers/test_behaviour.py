@@ -61,6 +61,18 @@ def test_divergent_map_is_reported():
     assert torch.isfinite(sol.value).all()
 
 
+def test_diverged_samples_get_a_zero_gradient():
+    """``throw=False``: a sample whose residual diverged is kept at its best iterate, which is no
+    fixed point, so it gets no implicit gradient (zero), while the converging one gets its exact one."""
+    rate = torch.tensor([[0.5], [1.5]], dtype=DT, requires_grad=True)
+    with pytest.warns(NonConvergenceWarning, match="diverged"):
+        sol = fixed_point(scaled, torch.zeros(2, 1, dtype=DT), rate, solver="forward", throw=False)
+    assert sol.stats.diverged.tolist() == [False, True]
+    sol.value.sum().backward()
+    # z* = 1 / (1 - a) at a = 0.5: dz*/da = 1 / (1 - a)^2 = 4
+    assert rate.grad[0, 0].item() == pytest.approx(4.0, rel=1e-4) and rate.grad[1, 0].item() == 0.0
+
+
 def test_nan_in_one_sample_is_reported_and_others_converge():
     def f(z, a):
         out = 0.5 * z + 1.0
