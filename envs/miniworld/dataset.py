@@ -232,4 +232,8 @@ class VisualNavTorchDataset(MazeTorchDataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         item = super().__getitem__(i)
-        return {**item, "observation": self.observations[i], "goal": item["input"][1:]}
+        return {
+            **item,
+            "observation": self.observations[i],
+            "goal": item["input"][..., 1:2, :, :],
+        }  # an index or a slice

@@ -104,3 +104,12 @@ def test_play_records_an_expert_arm_episode(env_id, tmp_path, capsys, monkeypatc
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["returns"][0] > 0 and iio.imread(out).shape[0] == summary["lengths"][0] + 1  # and the reset
     assert np.asarray(iio.imread(out)).std() > 0
+
+
+def test_a_slice_of_the_torch_view_batches_like_its_items(arm_data):
+    """``view[:4]`` is the stack of ``view[0..3]``: the goal keeps its batch axis (it was cut to 3)."""
+    view = ArmTorchDataset(arm_data)
+    batch, items = view[:4], [view[i] for i in range(4)]
+    for key in ("goal", "observation", "input", "action"):
+        assert torch.equal(batch[key], torch.stack([item[key] for item in items])), key
+    assert batch["goal"].shape == (4, 1, 18, 18)
