@@ -138,7 +138,9 @@ def play(
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         agent.reset()
-        set_overlay(env, agent, shown)  # an overlay that needs no plan (the true value map) from the reset on
+        if isinstance(agent, PlannerAgent):  # plan now (act reuses it), so the reset frame shows the plan
+            agent.plan(obs)
+        set_overlay(env, agent, shown)  # from the reset frame on
         total, steps, done = 0.0, 0, False
         if not human:  # the reset frame too
             frames.append(env.render())

@@ -90,3 +90,15 @@ def test_random_agent_on_a_control_env_draws_nothing(tmp_path):
     for path, overlay in zip(paths, (True, False)):  # the same seed: the same actions
         play("idplan/Pendulum-v0", "random", record=path, overlay=overlay, max_steps=2)
     assert np.array_equal(iio.imread(paths[0]), iio.imread(paths[1]))
+
+
+def test_a_planner_gif_shows_its_value_map_from_the_reset_frame(tmp_path):
+    """``idplan play`` with a planner checkpoint plans at the reset, so the first frame already carries
+    the planner's value map and its legend (not a bare maze until the first step)."""
+    from idplan.agents.training.checkpoints import build_planner, planner_config, save_checkpoint
+
+    config = planner_config("gated_vin")
+    save_checkpoint(tmp_path / "planner.pt", build_planner(config), config, epochs=1, size=9)
+    frames = gif_frames(tmp_path, str(tmp_path / "planner.pt"), max_steps=3)
+    legend = frames[:, -LEGEND_HEIGHT:].astype(int)
+    assert (np.abs(legend - 255) > 50).any((1, 2, 3)).all()  # every frame, the reset's too
