@@ -57,14 +57,18 @@ class SolverStats:
     curvature: torch.Tensor | None = None
 
     def summary(self) -> str:
-        """One line: converged count, iterations and worst residual."""
+        """One line: converged count, iterations, worst relative residual among the samples that did
+        not diverge or go non-finite, and how many did (theirs is no solution's residual)."""
         b = self.converged.numel()
         n_conv = int(self.converged.sum())
-        worst = float(self.rel_residual.max()) if b else float("nan")
-        return (
+        broken = self.diverged | self.nonfinite
+        rel = self.rel_residual[~broken]
+        worst = float(rel.max()) if rel.numel() else float("nan")
+        line = (
             f"{n_conv}/{b} converged, iterations max {int(self.iterations.max()) if b else 0}, "
             f"worst relative residual {worst:.3g}"
         )
+        return line + (f", {int(broken.sum())} diverged or non-finite" if bool(broken.any()) else "")
 
     def __repr__(self) -> str:
         return f"SolverStats({self.summary()}, {self.steps} steps)"

@@ -13,6 +13,7 @@ from idplan.solvers import (
     UnrolledAdjoint,
     argmin,
     fixed_point,
+    implicit_solution,
     jacobian_frobenius_sq,
     root_find,
 )
@@ -338,3 +339,16 @@ def test_an_empty_batch_is_a_value_error_in_every_entry_point():
     ):
         with pytest.raises(ValueError, match="empty batch"):
             solve(fn, empty, None)
+
+
+def test_implicit_solution_checks_its_answer_with_rtol_alone():
+    """``implicit_solution(..., rtol=r)`` checks ``||F|| <= r ||z||`` (atol 0 when only rtol is given):
+    a point that is no root raises, a root passes and gets the implicit gradient ``dz/dc = 1 / (3z^2 + 1)``."""
+    F = lambda z, c: z**3 + z - c  # noqa: E731
+    c = torch.tensor([[2.0]], dtype=DT, requires_grad=True)
+    with pytest.raises(ConvergenceError):
+        implicit_solution(F, torch.tensor([[5.0]], dtype=DT), c, rtol=1e-8)
+    sol = implicit_solution(F, torch.tensor([[1.0]], dtype=DT), c, rtol=1e-8)  # 1 + 1 = 2: a root
+    sol.value.sum().backward()
+    assert c.grad.item() == pytest.approx(0.25, rel=1e-6)
+    assert implicit_solution(F, torch.tensor([[5.0]], dtype=DT), c).stats.converged.all()  # no tolerance: no check
