@@ -77,13 +77,14 @@ def make_agent(env: gym.Env, env_id: str, spec: str, seed: int = 0, device: str 
     if not Path(spec).is_file():
         raise ValueError(f"agent must be random, expert, mpc or a checkpoint file; {spec!r} is none of these")
     spaces = getattr(env.observation_space, "spaces", {})
-    if "panoramas" in spaces:  # visual navigation: the checkpoint must hold a mapper
-        model, _ = load_mapped_checkpoint(spec, device)
-        return MappedPlannerAgent(model, "panoramas", device)
+    for seen in ("panoramas", "workspace"):  # MiniWorldNav, ArmWorkspace: the checkpoint must hold a mapper
+        if seen in spaces:
+            model, _ = load_mapped_checkpoint(spec, device)
+            return MappedPlannerAgent(model, seen, device)
     if "map" not in spaces:
         raise ValueError(
-            f"a planner checkpoint plays on map observations (GridMaze, ArmCSpace) or panoramas "
-            f"(MiniWorldNav, with a mapper), not {env_id}"
+            f"a planner checkpoint plays on map observations (GridMaze, ArmCSpace), or with a mapper on "
+            f"panoramas (MiniWorldNav) or workspace images (ArmWorkspace), not {env_id}"
         )
     planner, _ = load_checkpoint(spec, device)
     return PlannerAgent(planner, device)
@@ -100,6 +101,17 @@ def set_overlay(env: gym.Env, agent: Agent, shown: bool) -> None:
         env.unwrapped.clear_overlay()
     else:
         env.unwrapped.set_plan(None)
+
+
+def start_episode(env: gym.Env, agent: Agent, seed: int, shown: bool) -> Any:
+    """Reset ``env`` (with ``seed``) and ``agent``; a planner plans at once (``act`` reuses the plan)
+    so that the reset frame already shows it. Returns the first observation."""
+    obs, _ = env.reset(seed=seed)
+    agent.reset()
+    if isinstance(agent, PlannerAgent):
+        agent.plan(obs)
+    set_overlay(env, agent, shown)
+    return obs
 
 
 def has_display() -> bool:
@@ -136,11 +148,7 @@ def play(
     frames, titles, returns, lengths, steps_taken = [], [], [], [], 0
     paused, quit_requested, shown = False, False, overlay
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        agent.reset()
-        if isinstance(agent, PlannerAgent):  # plan now (act reuses it), so the reset frame shows the plan
-            agent.plan(obs)
-        set_overlay(env, agent, shown)  # from the reset frame on
+        obs = start_episode(env, agent, seed + episode, shown)
         total, steps, done = 0.0, 0, False
         if not human:  # the reset frame too
             frames.append(env.render())
@@ -154,8 +162,8 @@ def play(
                     paused = not paused
                 elif key == "right":
                     single_step = True
-                elif key == "r":
-                    obs, _ = env.reset(seed=seed + episode)
+                elif key == "r":  # the episode again, from its start: agent and overlay too
+                    obs = start_episode(env, agent, seed + episode, shown)
                     total, steps = 0.0, 0
                 elif key == "v":
                     shown = not shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 
@@ -70,11 +72,12 @@ class PlannerAgent(Agent):
 
 class MappedPlannerAgent(PlannerAgent):
     """Acts greedily with a :class:`~idplan.agents.mappers.MappedPlanner` that sees only
-    observations (``idplan/MiniWorldNav-v0``'s panoramas, say) and the goal map, never the true map.
+    observations (``idplan/MiniWorldNav-v0``'s panoramas, ``idplan/ArmWorkspace-v0``'s workspace
+    image) and the goal, never the true map.
 
     Args:
         model (MappedPlanner): the mapper and planner.
-        observation_key: the observation entry the mapper reads (``"panoramas"``).
+        observation_key: the observation entry the mapper reads (``"panoramas"``, ``"workspace"``).
         device: where the model runs.
     """
 
@@ -86,13 +89,24 @@ class MappedPlannerAgent(PlannerAgent):
 
     @torch.no_grad()
     def plan(self, observation: dict[str, np.ndarray]) -> None:
-        """Map and plan for the observation's panoramas and goal (no-op if already planned)."""
+        """Map and plan for the observation and goal (no-op if already planned).
+
+        The observation goes to the mapper as the datasets give it: MiniWorldNav's panoramas
+        ``[m, m, 4, S, S, 3]`` uint8 as they are, ArmWorkspace's image ``[P, P]`` as ``[1, P, P]``
+        float; the goal as a one-hot map ``[1, m, m]`` (ArmWorkspace gives its cell ``(q1, q2)``)."""
         seen = observation[self.observation_key]
         key = seen.tobytes() + observation["goal"].tobytes()
         if key == self._key:
             return
-        goal = torch.from_numpy(observation["goal"].astype(np.float32))[None, None].to(self.device)
-        out, occupancy = self.model(torch.from_numpy(np.ascontiguousarray(seen))[None].to(self.device), goal)
+        image = torch.from_numpy(np.ascontiguousarray(seen))
+        if image.dim() == 2:  # a workspace image: one float channel
+            image = image.float()[None]
+        goal = np.asarray(observation["goal"])
+        if goal.ndim == 1:  # a goal cell: its one-hot map over the mapper's bins
+            cell, goal = goal, np.zeros((self.model.mapper.bins,) * 2, np.float32)
+            goal[tuple(cell)] = 1.0
+        goal = torch.from_numpy(goal.astype(np.float32))[None, None].to(self.device)
+        out, occupancy = self.model(image[None].to(self.device), goal)
         self.logits = out.logits[0].cpu().numpy()
         self.values = out.values[0, 0].cpu().numpy()
         self.occupancy = torch.sigmoid(occupancy)[0, 0].cpu().numpy()
@@ -103,6 +117,8 @@ class MappedPlannerAgent(PlannerAgent):
         if self.logits is None:
             raise RuntimeError("MappedPlannerAgent.draw_on: no plan yet (call act or plan first)")
         free = self.occupancy < 0.5
-        env.unwrapped.set_overlay(
-            values=np.where(free, self.values, np.nan), policy=self.logits, occupancy=self.occupancy
-        )
+        values = np.where(free, self.values, np.nan)
+        if "occupancy" in inspect.signature(env.unwrapped.set_overlay).parameters:  # MiniWorldNav draws it
+            env.unwrapped.set_overlay(values=values, policy=self.logits, occupancy=self.occupancy)
+        else:  # ArmWorkspace: on its C-space panel
+            env.unwrapped.set_overlay(values=values, policy=self.logits)

@@ -80,3 +80,33 @@ def test_frames_carry_a_title_line_with_the_step_counter():
     first, second = titled(frame, "step 1  random  GridMaze"), titled(frame, "step 2  random  GridMaze")
     assert first.shape == (20 + TITLE_HEIGHT, 60, 3) and (first[TITLE_HEIGHT:] == frame).all()
     assert first[:TITLE_HEIGHT].any() and (first != second).any()  # text drawn, and it differs by step
+
+
+def test_the_r_key_resets_the_agent_too(tmp_path, monkeypatch):
+    """``r`` starts the episode again for the agent as well: an MPC agent drops the warm start it
+    had from before the reset (its ``reset`` runs at the episode start and again at ``r``)."""
+    from idplan.agents.runtime import MPCAgent
+
+    resets = []
+    original = MPCAgent.reset
+    monkeypatch.setattr(MPCAgent, "reset", lambda self: (resets.append(1), original(self))[1])
+    script = iter([[], [], ["r"], [], ["q"]])
+    play("idplan/Pendulum-v0", "mpc", env_kwargs={"start": "down"}, events=lambda: next(script, ["q"]), max_steps=9)
+    assert len(resets) == 2
+
+
+def test_play_an_arm_workspace_checkpoint_with_its_mapper(tmp_path):
+    """A mapper + planner checkpoint plays ``idplan/ArmWorkspace-v0`` from the workspace image and the
+    goal cell, and draws its value map on the C-space panel."""
+    import torch
+
+    from idplan.agents.mappers import WorkspaceMapper
+    from idplan.agents.training.checkpoints import build_planner, planner_config, save_checkpoint
+
+    torch.manual_seed(0)
+    config = planner_config("vin", hidden=8, q_channels=8, iterations=20, padding="circular")
+    mapper = WorkspaceMapper(bins=18, width=8)
+    path = tmp_path / "arm.pt"
+    save_checkpoint(path, build_planner(config), config, mapper=mapper, mapper_config={"name": "workspace", "width": 8})
+    summary = play("idplan/ArmWorkspace-v0", str(path), record=tmp_path / "arm.gif", max_steps=3)
+    assert summary["lengths"][0] >= 1 and iio.imread(tmp_path / "arm.gif").shape[0] == summary["lengths"][0] + 1
