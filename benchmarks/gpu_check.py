@@ -7,7 +7,8 @@ and a bf16-autocast planner step, on one device. Prints tables and a final JSON 
   (``torch.cuda.max_memory_allocated`` on CUDA, not measured elsewhere);
 - ``ilqr``: the pendulum swing-up (T = 20) at each batch of ``--ilqr-batches``, forward and backward;
 - bf16: a VIN step under ``torch.autocast(dtype=torch.bfloat16)``, its parameter gradient's cosine
-  to the float32 one, and whether its fixed point and adjoint converged.
+  to the float32 one, and whether its fixed point and adjoint converged (both sides at the planner
+  tolerance ``--bf16-tol``, 3e-3: bf16 steps do not reach the default 1e-4).
 
     python benchmarks/gpu_check.py                          # defaults: cuda, 49 and 99, batch 32
     python benchmarks/gpu_check.py --device cpu --sizes 9 --batch 2 --ilqr-batches 1 4   # a smoke run
@@ -124,7 +125,7 @@ def bf16_row(args, device: torch.device) -> dict:
     view = MazeTorchDataset(generate_dataset(args.batch, size, seed=1, progress=False))
     inputs, actions = view.inputs.to(device), view.actions.to(device)
     torch.manual_seed(0)
-    planner = make_planner("vin", mode="implicit").to(device)
+    planner = make_planner("vin", mode="implicit", tol=args.bf16_tol).to(device)
 
     def gradient(autocast: bool) -> tuple[torch.Tensor, dict]:
         planner.zero_grad(set_to_none=True)
@@ -143,7 +144,7 @@ def bf16_row(args, device: torch.device) -> dict:
         print(f"bf16 autocast VIN {size}x{size}: no gradient ({row['error']})")
         return row
     cosine = float(torch.nn.functional.cosine_similarity(approx, exact, dim=0))
-    row = {"size": size, "cosine": cosine, **stats}
+    row = {"size": size, "tol": args.bf16_tol, "cosine": cosine, **stats}
     print(f"bf16 autocast VIN {size}x{size}: gradient cosine to float32 {cosine:.5f}, forward converged "
           f"{stats['forward_converged']:.2f}, adjoint residual {stats.get('backward_rel_residual', float('nan')):.1e}")  # fmt: skip
     return row
@@ -156,6 +157,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ilqr-batches", type=int, nargs="+", default=[1, 64, 1024])
+    parser.add_argument(
+        "--bf16-tol",
+        type=float,
+        default=3e-3,
+        help="the planner's tolerance in the bf16 row, both sides (bf16 steps do not reach the default 1e-4)",
+    )
     add_record_argument(parser)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
