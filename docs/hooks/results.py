@@ -19,13 +19,14 @@ record, a path that does not resolve, or an ambiguous selection stops the build.
 from __future__ import annotations
 
 import ast
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
+
+from idplan.envs.records import read_record
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD_DIRS = (ROOT / "benchmarks" / "results", ROOT / "examples" / "results")
@@ -41,9 +42,7 @@ def load_records() -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
     for directory in RECORD_DIRS:
         for path in sorted(directory.glob("*.json")):
-            record = json.loads(path.read_text(encoding="utf-8"))
-            if "result" not in record:
-                continue
+            record = read_record(path)  # a file there that is not a record stops the build
             if path.stem in records:
                 raise ResultError(f"two records are named {path.stem!r}")
             records[path.stem] = record
