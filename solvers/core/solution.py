@@ -151,7 +151,8 @@ def failure_message(what: str, stats, rtol: float, atol: float, max_iter: int | 
             f"eigenvalue is {[round(float(c), 6) for c in stats.curvature[saddles[:10]]]}) in samples {saddles[:10]}"
         )
         failed = [i for i in failed if i not in set(saddles)]
-    failed = [i for i in failed if i not in set(diverged) | set(nonfinite)]  # explained above
+    explained = set(diverged) | set(nonfinite)  # reported above, by their own residual or iteration
+    failed = [i for i in failed if i not in explained]
     if failed:
         rel = stats.rel_residual[failed]
         worst = int(torch.argmax(torch.nan_to_num(rel, nan=float("inf"))))
